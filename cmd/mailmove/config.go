@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/term"
+)
+
+// usageError is a mistake in the command line or the configuration: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// Config is the TOML configuration file.
+type Config struct {
+	State          string              `toml:"state"`
+	Folder         string              `toml:"folder"`
+	CAFile         string              `toml:"ca_file"`
+	AllowPlaintext bool                `toml:"allow_plaintext"`
+	Endpoints      map[string]Endpoint `toml:"endpoints"`
+}
+
+// Endpoint is one server account, from the config file or a URL.
+type Endpoint struct {
+	Name            string `toml:"-"`
+	Type            string `toml:"type"` // pop3 or imap
+	Host            string `toml:"host"`
+	Port            int    `toml:"port"`
+	User            string `toml:"user"`
+	TLS             string `toml:"tls"` // implicit, starttls or none
+	PasswordFile    string `toml:"password_file"`
+	PasswordCommand string `toml:"password_command"`
+	URL             string `toml:"url"` // instead of type, host, port, user and tls
+}
+
+func defaultConfigPath() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "mailmove", "config.toml")
+}
+
+func defaultStateDir() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "mailmove")
+}
+
+// loadConfig reads path; a missing file is an empty config unless the user
+// named it explicitly.
+func loadConfig(path string, explicit bool) (*Config, error) {
+	cfg := &Config{}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return cfg, nil
+	}
+	if err != nil {
+		return nil, usagef("config: %v", err)
+	}
+	md, err := toml.Decode(string(data), cfg)
+	if err != nil {
+		return nil, usagef("config %s: %v", path, err)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		return nil, usagef("config %s: unknown setting %q", path, un[0].String())
+	}
+	for name, ep := range cfg.Endpoints {
+		ep.Name = name
+		if ep.URL != "" {
+			u, err := parseURL(ep.URL)
+			if err != nil {
+				return nil, usagef("config %s: endpoint %s: %v", path, name, err)
+			}
+			u.Name, u.PasswordFile, u.PasswordCommand = name, ep.PasswordFile, ep.PasswordCommand
+			ep = u
+		}
+		if err := ep.check(); err != nil {
+			return nil, usagef("config %s: endpoint %s: %v", path, name, err)
+		}
+		cfg.Endpoints[name] = ep
+	}
+	return cfg, nil
+}
+
+func (e *Endpoint) check() error {
+	e.Type = strings.ToLower(e.Type)
+	e.TLS = strings.ToLower(e.TLS)
+	if e.Type != "pop3" && e.Type != "imap" {
+		return fmt.Errorf("type must be pop3 or imap, not %q", e.Type)
+	}
+	switch e.TLS {
+	case "":
+		e.TLS = "implicit"
+	case "implicit", "starttls", "none":
+	default:
+		return fmt.Errorf("tls must be implicit, starttls or none, not %q", e.TLS)
+	}
+	if e.Host == "" || e.User == "" {
+		return errors.New("host and user are required")
+	}
+	if e.Port == 0 {
+		switch {
+		case e.Type == "pop3" && e.TLS == "implicit":
+			e.Port = 995
+		case e.Type == "pop3":
+			e.Port = 110
+		case e.TLS == "implicit":
+			e.Port = 993
+		default:
+			e.Port = 143
+		}
+	}
+	if e.Port < 1 || e.Port > 65535 {
+		return fmt.Errorf("port %d out of range", e.Port)
+	}
+	if e.PasswordFile != "" && e.PasswordCommand != "" {
+		return errors.New("give one password source: password_file or password_command, not both")
+	}
+	return nil
+}
+
+func (e Endpoint) addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
+
+// parseURL reads pop3://, pop3s://, imap:// and imaps:// endpoints.
+func parseURL(s string) (Endpoint, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("%q is not a valid URL", redactURL(s))
+	}
+	if _, has := u.User.Password(); has {
+		return Endpoint{}, fmt.Errorf("a password in a URL would be visible to every user of this machine (ps, shell history): " +
+			"remove it and set MAILMOVE_FROM_PASSWORD / MAILMOVE_TO_PASSWORD, or password_file or password_command in the config file, or type it when asked")
+	}
+	e := Endpoint{Host: u.Hostname(), User: u.User.Username()}
+	switch strings.ToLower(u.Scheme) {
+	case "pop3":
+		e.Type, e.TLS = "pop3", "starttls"
+	case "pop3s":
+		e.Type, e.TLS = "pop3", "implicit"
+	case "imap":
+		e.Type, e.TLS = "imap", "starttls"
+	case "imaps":
+		e.Type, e.TLS = "imap", "implicit"
+	default:
+		return Endpoint{}, fmt.Errorf("unknown scheme %q: use pop3://, pop3s://, imap:// or imaps://", u.Scheme)
+	}
+	if p := u.Port(); p != "" {
+		if e.Port, err = strconv.Atoi(p); err != nil {
+			return Endpoint{}, fmt.Errorf("bad port %q", p)
+		}
+	}
+	if e.User == "" {
+		return Endpoint{}, fmt.Errorf("%s: the URL needs a user: %s://USER@%s", s, u.Scheme, u.Host)
+	}
+	return e, e.check()
+}
+
+// redactURL hides a password a user typed into a URL before it is shown.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		if at := strings.LastIndex(s, "@"); at > i {
+			if c := strings.Index(s[i+3:at], ":"); c >= 0 {
+				return s[:i+3+c] + ":***" + s[at:]
+			}
+		}
+	}
+	return s
+}
+
+// resolve turns --from/--to into an endpoint: a URL or a config name.
+func (c *Config) resolve(flagName, v string) (Endpoint, error) {
+	if v == "" {
+		return Endpoint{}, usagef("--%s is required (a URL such as pop3s://you@pop.example.org, or an endpoint name from the config file)", flagName)
+	}
+	if strings.Contains(v, "://") {
+		e, err := parseURL(v)
+		if err != nil {
+			return e, usagef("--%s: %v", flagName, err)
+		}
+		e.Name = flagName
+		return e, nil
+	}
+	e, ok := c.Endpoints[v]
+	if !ok {
+		return e, usagef("--%s %s: no such endpoint in the config file, and not a URL", flagName, v)
+	}
+	return e, nil
+}
+
+// password finds the endpoint's password: the environment variable first,
+// then the config's password_file or password_command, then a prompt.
+func (e Endpoint) password(ctx context.Context, envVar string) (string, error) {
+	if v, ok := os.LookupEnv(envVar); ok && v != "" {
+		return v, nil
+	}
+	if e.PasswordFile != "" {
+		path := expandHome(e.PasswordFile)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", usagef("password_file: %v", err)
+		}
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(os.Stderr, "warning: %s can be read by other users; chmod 600 it\n", path)
+		}
+		return firstLine(data), nil
+	}
+	if e.PasswordCommand != "" {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(cctx, "/bin/sh", "-c", e.PasswordCommand)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", usagef("password_command for %s failed: %v", e.Name, err)
+		}
+		if p := firstLine(out); p != "" {
+			return p, nil
+		}
+		return "", usagef("password_command for %s printed nothing", e.Name)
+	}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		fmt.Fprintf(os.Stderr, "Password for %s on %s: ", e.User, e.Host)
+		p, err := term.ReadPassword(int(os.Stdin.Fd()))
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return "", err
+		}
+		return string(p), nil
+	}
+	return "", usagef("no password for %s on %s: set %s, or password_file or password_command for it in the config file", e.User, e.Host, envVar)
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bufio.NewReader(bytes.NewReader(b)).ReadLine()
+	return string(line)
+}
+
+func expandHome(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		home, _ := os.UserHomeDir()
+		return filepath.Join(home, p[2:])
+	}
+	return p
+}
+
+// stateFile names the default checkpoint for a source/destination pair.
+func stateFile(from, to Endpoint) string {
+	clean := func(e Endpoint) string {
+		return strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+				return r
+			}
+			return '_'
+		}, e.Type+"-"+e.User+"-"+e.Host+"-"+strconv.Itoa(e.Port))
+	}
+	return filepath.Join(defaultStateDir(), clean(from)+"--"+clean(to)+".db")
+}

@@ -1,0 +1,379 @@
+// Command mailmove moves a whole mailbox from POP3 into IMAP folders,
+// resumably. This file only wires: flags and configuration, logging,
+// signals, and the mapping of outcomes to exit codes.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailmove/mailmove/migrate"
+	"github.com/mailmove/mailmove/migrate/imap"
+	"github.com/mailmove/mailmove/migrate/pop3"
+	"github.com/mailmove/mailmove/store"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK          = 0
+	exitFatal       = 1
+	exitUsage       = 2
+	exitIncomplete  = 3
+	exitInterrupted = 130
+)
+
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "demo" {
+		return demo(args[1:])
+	}
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr}
+	if err := m.ParseFlags(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintln(os.Stderr, "mailmove:", err)
+		return exitUsage
+	}
+	if m.showVersion {
+		fmt.Fprintln(m.Stdout, "mailmove", version)
+		return exitOK
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "\nmailmove: interrupted: finishing the message in flight and saving state (again to quit at once)")
+		cancel()
+		<-sigs
+		os.Exit(exitInterrupted)
+	}()
+	sum, err := m.Run(ctx)
+	return exitCode(m.Stderr, sum, err)
+}
+
+// exitCode decides the process's outcome in one place.
+func exitCode(w io.Writer, sum migrate.Summary, err error) int {
+	var ue *usageError
+	var fatal *migrate.Fatal
+	switch {
+	case err == nil && sum.Failed > 0:
+		fmt.Fprintf(w, "mailmove: %d message(s) could not be copied: see the report and the list above\n", sum.Failed)
+		return exitIncomplete
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(w, "mailmove: stopped; state saved: run the same command again to carry on")
+		return exitInterrupted
+	case errors.As(err, &ue):
+		fmt.Fprintln(w, "mailmove:", err)
+		return exitUsage
+	case errors.Is(err, migrate.ErrLocked):
+		fmt.Fprintln(w, "mailmove:", err, "(wait for it to finish, or stop it first)")
+		return exitFatal
+	case migrate.CertError(err):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: the server's certificate is not trusted. If it is your own server, pass its CA with --ca-file. "+
+			"Antivirus products that scan mail (Bitdefender, Kaspersky, Avast and the like) replace certificates with their own: "+
+			"turn off their mail scanning or trust their certificate with --ca-file.")
+		return exitFatal
+	case errors.As(err, &fatal):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: stopped without retrying; state saved")
+		return exitFatal
+	default:
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: state saved: run the same command again to carry on")
+		return exitFatal
+	}
+}
+
+// Main is one invocation of mailmove. Tests call ParseFlags and Run directly.
+type Main struct {
+	Stdout, Stderr io.Writer
+
+	from, to       string
+	configPath     string
+	statePath      string
+	folder         string
+	reportPath     string
+	caFile         string
+	dryRun         bool
+	keepDuplicates bool
+	allowPlaintext bool
+	unseen         bool
+	verbose, quiet bool
+	showVersion    bool
+	timeout        time.Duration
+
+	cfg *Config
+}
+
+const usageText = `mailmove moves a whole mailbox from POP3 into an IMAP folder, resumably.
+
+Usage:
+  mailmove --from SRC --to DST [flags]
+  mailmove demo
+
+SRC and DST are URLs (pop3://, pop3s://, imap://, imaps://USER@HOST[:PORT]) or
+names of endpoints in the config file. Passwords never go on the command line:
+set MAILMOVE_FROM_PASSWORD and MAILMOVE_TO_PASSWORD, give password_file or
+password_command in the config file, or type them when asked.
+
+Examples:
+  mailmove --from pop --to imap                    # endpoints from the config file
+  mailmove --from pop3s://jean.dupont@pop.orange.fr \
+           --to imaps://jean.dupont@imap.example.net --dry-run
+  mailmove --from pop --to imap --report night.json --folder Orange
+
+Exit codes: 0 all copied, 1 fatal error, 2 usage or configuration error,
+3 finished but some messages were not copied, 130 interrupted (run again to resume).
+
+Flags:
+`
+
+// ParseFlags reads the command line and the config file.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("mailmove", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&m.from, "from", "", "source: URL or config endpoint name")
+	fs.StringVar(&m.to, "to", "", "destination: URL or config endpoint name")
+	fs.StringVar(&m.configPath, "config", "", "config file (default $XDG_CONFIG_HOME/mailmove/config.toml)")
+	fs.StringVar(&m.statePath, "state", "", "checkpoint file (default one per source and destination under $XDG_STATE_HOME/mailmove/)")
+	fs.StringVar(&m.folder, "folder", "", "destination folder for POP3 mail, created if missing (default INBOX)")
+	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
+	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
+	fs.BoolVar(&m.dryRun, "dry-run", false, "decide everything, change nothing: print what would be copied")
+	fs.BoolVar(&m.keepDuplicates, "keep-duplicates", false, "copy messages even when the destination already holds them")
+	fs.BoolVar(&m.allowPlaintext, "allow-plaintext", false, "allow tls = none (passwords sent in clear: trusted networks only)")
+	fs.BoolVar(&m.unseen, "unseen", false, "leave POP3 messages unread (default: marked \\Seen, as a POP3 client has read them)")
+	fs.DurationVar(&m.timeout, "timeout", 2*time.Minute, "give up on a server silent for this long")
+	fs.BoolVar(&m.verbose, "v", false, "print every message's decision")
+	fs.BoolVar(&m.verbose, "verbose", false, "same as -v")
+	fs.BoolVar(&m.quiet, "quiet", false, "print only errors and the summary")
+	fs.BoolVar(&m.showVersion, "version", false, "print the version")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if m.showVersion {
+		return nil
+	}
+	path, explicit := m.configPath, m.configPath != ""
+	if !explicit {
+		path = defaultConfigPath()
+	}
+	cfg, err := loadConfig(path, explicit)
+	if err != nil {
+		return err
+	}
+	m.cfg = cfg
+	if m.folder == "" {
+		m.folder = cfg.Folder
+	}
+	if m.caFile == "" {
+		m.caFile = expandHome(cfg.CAFile)
+	}
+	if m.statePath == "" {
+		m.statePath = expandHome(cfg.State)
+	}
+	m.allowPlaintext = m.allowPlaintext || cfg.AllowPlaintext
+	return nil
+}
+
+func (m *Main) tlsConfig(host string) (*tls.Config, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if m.caFile != "" {
+		pem, err := os.ReadFile(m.caFile)
+		if err != nil {
+			return nil, usagef("--ca-file: %v", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usagef("--ca-file %s: no PEM certificate in it", m.caFile)
+		}
+	}
+	return &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Run performs the migration (or the dry-run) and returns its summary.
+func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
+	var sum migrate.Summary
+	from, err := m.cfg.resolve("from", m.from)
+	if err != nil {
+		return sum, err
+	}
+	to, err := m.cfg.resolve("to", m.to)
+	if err != nil {
+		return sum, err
+	}
+	if from.Type != "pop3" {
+		return sum, usagef("--from must be a POP3 account (pop3:// or pop3s://)")
+	}
+	if to.Type != "imap" {
+		return sum, usagef("--to must be an IMAP account (imap:// or imaps://)")
+	}
+	for _, e := range []Endpoint{from, to} {
+		if e.TLS == "none" && !m.allowPlaintext {
+			return sum, usagef("%s on %s has tls = none: the password would cross the network in clear; add --allow-plaintext if the network is trusted", e.User, e.Host)
+		}
+		if e.TLS == "none" {
+			fmt.Fprintf(m.Stderr, "warning: %s: no TLS; the password and mail cross the network in clear\n", e.addr())
+		}
+	}
+	fromPass, err := from.password(ctx, "MAILMOVE_FROM_PASSWORD")
+	if err != nil {
+		return sum, err
+	}
+	toPass, err := to.password(ctx, "MAILMOVE_TO_PASSWORD")
+	if err != nil {
+		return sum, err
+	}
+	fromTLS, err := m.tlsConfig(from.Host)
+	if err != nil {
+		return sum, err
+	}
+	toTLS, err := m.tlsConfig(to.Host)
+	if err != nil {
+		return sum, err
+	}
+
+	statePath := m.statePath
+	if statePath == "" {
+		statePath = stateFile(from, to)
+	}
+	var cp migrate.Checkpoint
+	switch st, err := os.Stat(statePath); {
+	case m.dryRun && errors.Is(err, os.ErrNotExist):
+		cp = migrate.DryRunCheckpoint(nil)
+	case m.dryRun:
+		if st.IsDir() {
+			return sum, usagef("--state %s is a directory", statePath)
+		}
+		s, err := store.Open(statePath, true)
+		if err != nil {
+			return sum, err
+		}
+		cp = migrate.DryRunCheckpoint(s)
+	default:
+		s, err := store.Open(statePath, false)
+		if err != nil {
+			return sum, err
+		}
+		cp = s
+	}
+	defer cp.Close()
+
+	flags := []string{`\Seen`}
+	if m.unseen {
+		flags = nil
+	}
+	src := pop3.NewSource(pop3.SourceConfig{
+		Addr: from.addr(), User: from.User,
+		Password: func() (string, error) { return fromPass, nil },
+		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout},
+		Flags:    flags,
+	})
+	defer src.Close()
+	var dst migrate.Destination = imap.New(imap.Config{
+		Addr: to.addr(), User: to.User,
+		Password:  func() (string, error) { return toPass, nil },
+		TLS:       imapMode(to.TLS),
+		TLSConfig: toTLS,
+		Timeout:   m.timeout,
+		ReadOnly:  m.dryRun,
+	})
+	defer dst.Close()
+	if m.dryRun {
+		dst = migrate.DryRun(dst)
+	}
+
+	obs, finish, err := m.observers()
+	if err != nil {
+		return sum, err
+	}
+	runID := newRunID()
+	if !m.quiet {
+		verb := "copying"
+		if m.dryRun {
+			verb = "dry-run: nothing will be written;"
+		}
+		fmt.Fprintf(m.Stderr, "mailmove %s %s to %s (run %s, state %s)\n", verb, src.Describe(), dst.Describe(), runID, statePath)
+	}
+	sum, err = migrate.Run(ctx, src, dst, cp, migrate.Options{
+		Folder:         m.folder,
+		KeepDuplicates: m.keepDuplicates,
+		DryRun:         m.dryRun,
+		SpoolDir:       spoolDir(m.dryRun, statePath),
+		Run:            runID,
+		Observer:       obs,
+		Keep:           migrate.DirKeeper{Dir: strings.TrimSuffix(statePath, ".db") + ".kept"},
+	})
+	if ferr := finish(sum, err); ferr != nil && err == nil {
+		err = ferr
+	}
+	return sum, err
+}
+
+func pop3Mode(s string) pop3.TLSMode {
+	switch s {
+	case "starttls":
+		return pop3.TLSStartTLS
+	case "none":
+		return pop3.TLSNone
+	}
+	return pop3.TLSImplicit
+}
+
+func imapMode(s string) imap.TLSMode {
+	switch s {
+	case "starttls":
+		return imap.TLSStartTLS
+	case "none":
+		return imap.TLSNone
+	}
+	return imap.TLSImplicit
+}
+
+func newRunID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// spoolDir keeps large messages beside the state (owner-only); a dry-run,
+// which may have no state directory, uses the system's temporary directory.
+func spoolDir(dryRun bool, statePath string) string {
+	if dryRun {
+		return ""
+	}
+	return filepath.Dir(statePath)
+}

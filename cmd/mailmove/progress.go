@@ -1,0 +1,318 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/mailmove/mailmove/migrate"
+)
+
+// observers assembles what the user sees from the command line's choices and
+// returns a function that closes them with the final summary.
+func (m *Main) observers() (migrate.Observer, func(migrate.Summary, error) error, error) {
+	var obs multi
+	var closers []func(migrate.Summary) error
+	if m.reportPath != "" {
+		rep, err := newReport(m.reportPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		obs = append(obs, rep)
+		closers = append(closers, rep.close)
+	}
+	if m.dryRun || m.verbose {
+		w := m.Stderr
+		if m.dryRun {
+			w = m.Stdout
+		}
+		obs = append(obs, &table{w: w})
+	}
+	if !m.quiet {
+		obs = append(obs, notes{m.Stderr})
+		if !m.dryRun {
+			p := newProgress(m.Stderr)
+			obs = append(obs, p)
+			closers = append(closers, func(migrate.Summary) error { p.stop(); return nil })
+		}
+	}
+	finish := func(sum migrate.Summary, err error) error {
+		var first error
+		for _, c := range closers {
+			if e := c(sum); e != nil && first == nil {
+				first = e
+			}
+		}
+		printSummary(m.Stdout, sum)
+		return first
+	}
+	return obs, finish, nil
+}
+
+type multi []migrate.Observer
+
+func (o multi) Planned(todo int, bytes int64, done int) {
+	for _, x := range o {
+		x.Planned(todo, bytes, done)
+	}
+}
+
+func (o multi) Message(ev migrate.Event) {
+	for _, x := range o {
+		x.Message(ev)
+	}
+}
+
+func (o multi) Note(s string) {
+	for _, x := range o {
+		x.Note(s)
+	}
+}
+
+type notes struct{ w io.Writer }
+
+func (notes) Planned(int, int64, int) {}
+func (notes) Message(migrate.Event)   {}
+func (n notes) Note(s string)         { fmt.Fprintln(n.w, "note:", s) }
+
+// table prints one readable line per message.
+type table struct {
+	w      io.Writer
+	header bool
+}
+
+func (t *table) Planned(todo int, bytes int64, done int) {
+	fmt.Fprintf(t.w, "%d message(s) to read (%s), %d already done\n", todo, human(bytes), done)
+}
+
+func (t *table) Note(string) {}
+
+func (t *table) Message(ev migrate.Event) {
+	if !t.header {
+		fmt.Fprintf(t.w, "%6s  %-12s  %-14s  %-26s  %9s  %s\n", "#", "ACTION", "FOLDER", "DATE (FROM)", "SIZE", "SUBJECT / REASON")
+		t.header = true
+	}
+	date := ""
+	if !ev.Date.IsZero() {
+		date = ev.Date.Local().Format("2006-01-02 15:04") + " (" + ev.DateSource + ")"
+	}
+	what := ev.Subject
+	if ev.Action != migrate.ActCopied && ev.Action != migrate.ActWouldCopy && ev.Reason != "" {
+		what = strings.TrimSpace(what + "  [" + ev.Reason + "]")
+	}
+	if ev.Action == migrate.ActAlreadyDone {
+		what = ev.ID
+	}
+	if len(ev.Dropped) > 0 {
+		what += fmt.Sprintf("  [flags dropped: %s]", strings.Join(ev.Dropped, " "))
+	}
+	fmt.Fprintf(t.w, "%6d  %-12s  %-14s  %-26s  %9s  %s\n", ev.Seq, ev.Action, clipRunes(ev.Folder, 14), date, human(ev.Size), clipRunes(what, 120))
+}
+
+func clipRunes(s string, n int) string {
+	r := []rune(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s))
+	if len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return string(r)
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// report streams a JSON document: the messages as they are decided, then
+// the summary. It is readable by the owner only.
+type report struct {
+	f     *os.File
+	enc   *json.Encoder
+	first bool
+	err   error
+}
+
+func newReport(path string) (*report, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, usagef("--report: %v", err)
+	}
+	f.Chmod(0o600)
+	r := &report{f: f, enc: json.NewEncoder(f), first: true}
+	_, r.err = io.WriteString(f, "{\"messages\": [\n")
+	return r, nil
+}
+
+func (r *report) Planned(int, int64, int) {}
+func (r *report) Note(string)             {}
+
+func (r *report) Message(ev migrate.Event) {
+	if r.err != nil {
+		return
+	}
+	if !r.first {
+		_, r.err = io.WriteString(r.f, ",")
+	}
+	r.first = false
+	if r.err == nil {
+		r.err = r.enc.Encode(ev)
+	}
+}
+
+func (r *report) close(sum migrate.Summary) error {
+	if r.err == nil {
+		_, r.err = io.WriteString(r.f, "],\n\"summary\": ")
+	}
+	if r.err == nil {
+		r.err = r.enc.Encode(sum)
+	}
+	if r.err == nil {
+		_, r.err = io.WriteString(r.f, "}\n")
+	}
+	if err := r.f.Close(); r.err == nil {
+		r.err = err
+	}
+	if r.err != nil {
+		return fmt.Errorf("write report: %w", r.err)
+	}
+	return nil
+}
+
+// progress draws a bar on a terminal, and otherwise logs a plain line every
+// 10 seconds: progressbar on a file would write an endless line.
+type progress struct {
+	w   io.Writer
+	bar *progressbar.ProgressBar
+
+	mu                sync.Mutex
+	todo, n           int
+	bytes, totalBytes int64
+	start             time.Time
+	done              chan struct{}
+	once              sync.Once
+}
+
+func newProgress(w io.Writer) *progress {
+	return &progress{w: w, start: time.Now(), done: make(chan struct{})}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (p *progress) Planned(todo int, bytes int64, done int) {
+	p.mu.Lock()
+	p.todo, p.totalBytes = todo, bytes
+	p.mu.Unlock()
+	if todo == 0 {
+		return
+	}
+	if isTerminal(p.w) {
+		p.bar = progressbar.NewOptions64(bytes,
+			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(250*time.Millisecond),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionSetDescription(fmt.Sprintf("0/%d messages", todo)),
+			progressbar.OptionFullWidth(),
+		)
+		return
+	}
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-t.C:
+				p.logLine()
+			}
+		}
+	}()
+}
+
+func (p *progress) logLine() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	el := time.Since(p.start)
+	rate := float64(p.n) / el.Seconds()
+	eta := "unknown"
+	if rate > 0 {
+		eta = (time.Duration(float64(p.todo-p.n)/rate) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "%s progress: %d/%d messages, %s of %s, %.1f msg/s, ETA %s\n",
+		time.Now().Format("15:04:05"), p.n, p.todo, human(p.bytes), human(p.totalBytes), rate, eta)
+}
+
+func (p *progress) Message(ev migrate.Event) {
+	if ev.Action == migrate.ActAlreadyDone {
+		return
+	}
+	p.mu.Lock()
+	p.n++
+	p.bytes += ev.Size
+	n, todo := p.n, p.todo
+	p.mu.Unlock()
+	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("%d/%d messages", n, todo))
+		p.bar.Add64(ev.Size)
+	}
+}
+
+func (p *progress) Note(s string) {
+	if p.bar != nil {
+		p.bar.Clear()
+	}
+}
+
+func (p *progress) stop() {
+	p.once.Do(func() {
+		close(p.done)
+		if p.bar != nil {
+			p.bar.Finish()
+			fmt.Fprintln(p.w)
+		}
+	})
+}
+
+func printSummary(w io.Writer, s migrate.Summary) {
+	copied := "copied"
+	if s.DryRun {
+		copied = "would copy"
+	}
+	fmt.Fprintf(w, "\n%s %d, already done %d, already at destination %d, duplicates %d, failed %d",
+		copied, s.Copied, s.AlreadyDone, s.Present, s.Duplicates, s.Failed)
+	if s.Reconciled > 0 {
+		fmt.Fprintf(w, ", reconciled after interruption %d", s.Reconciled)
+	}
+	fmt.Fprintf(w, "\n%s in %s (%.1f messages/s) of %d listed\n", human(s.Bytes), s.Elapsed.Round(time.Millisecond), s.Rate(), s.Listed)
+	if s.KeepDuplicates {
+		fmt.Fprintln(w, "--keep-duplicates: deduplication was off")
+	}
+	if s.Interrupted {
+		fmt.Fprintln(w, "interrupted: run the same command again to carry on")
+	} else if s.Copied == 0 && s.Failed == 0 && !s.DryRun {
+		fmt.Fprintln(w, "nothing to copy: everything is at the destination")
+	}
+}

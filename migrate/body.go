@@ -1,0 +1,80 @@
+package migrate
+
+import (
+	"bytes"
+	"io"
+	"os"
+)
+
+// Body is a message's content, held in memory when small and in a temporary
+// file otherwise, so memory does not grow with message size.
+type Body struct {
+	mem  []byte
+	file *os.File
+	size int64
+}
+
+// Size returns the length of the content in bytes.
+func (b *Body) Size() int64 { return b.size }
+
+// Open returns a reader over the whole content. Each call starts afresh.
+func (b *Body) Open() io.Reader {
+	if b.file != nil {
+		return io.NewSectionReader(b.file, 0, b.size)
+	}
+	return bytes.NewReader(b.mem)
+}
+
+// Release frees the content; the Body must not be used afterwards.
+func (b *Body) Release() {
+	if b.file != nil {
+		name := b.file.Name()
+		b.file.Close()
+		os.Remove(name)
+		b.file = nil
+	}
+	b.mem = nil
+}
+
+// BodyFromBytes wraps content already in memory.
+func BodyFromBytes(p []byte) *Body { return &Body{mem: p, size: int64(len(p))} }
+
+// spoolWriter fills a Body, switching from memory to a temporary file in dir
+// once the content passes limit bytes.
+type spoolWriter struct {
+	dir   string
+	limit int
+	buf   []byte
+	file  *os.File
+	size  int64
+}
+
+func (w *spoolWriter) Write(p []byte) (int, error) {
+	if w.file == nil && len(w.buf)+len(p) > w.limit {
+		f, err := os.CreateTemp(w.dir, "mailmove-spool-*")
+		if err != nil {
+			return 0, err
+		}
+		w.file = f
+		if _, err := f.Write(w.buf); err != nil {
+			return 0, err
+		}
+		w.buf = nil
+	}
+	w.size += int64(len(p))
+	if w.file != nil {
+		return w.file.Write(p)
+	}
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+// body hands over the content; the writer must not be used afterwards.
+func (w *spoolWriter) body() *Body {
+	return &Body{mem: w.buf, file: w.file, size: w.size}
+}
+
+// abort removes any temporary file.
+func (w *spoolWriter) abort() {
+	w.body().Release()
+}

@@ -1,0 +1,373 @@
+// Package imap is mailmove's IMAP destination: the migrate.Destination
+// adapter built on go-imap v2.
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	imapv2 "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailmove/mailmove/migrate"
+)
+
+// TLSMode says how a connection is protected.
+type TLSMode int
+
+const (
+	TLSImplicit TLSMode = iota // imaps, port 993
+	TLSStartTLS                // STARTTLS, which must succeed
+	TLSNone                    // only with the user's explicit consent
+)
+
+// Config says where and as whom to append.
+type Config struct {
+	Addr      string // host:port
+	User      string
+	Password  func() (string, error)
+	TLS       TLSMode
+	TLSConfig *tls.Config
+	Timeout   time.Duration // silence after which a connection is given up; default 120 s
+	ReadOnly  bool          // EXAMINE instead of SELECT (dry-run)
+	Dialer    func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Destination appends to one IMAP account over one connection. Not safe for
+// concurrent use. After a connection failure the next call reconnects.
+type Destination struct {
+	cfg      Config
+	c        *imapclient.Client
+	conn     *watchConn
+	selected string
+	boxes    map[string][]imapv2.MailboxAttr // from LIST, by name
+	delim    rune
+}
+
+var _ migrate.Destination = (*Destination)(nil)
+
+// New returns a destination; it connects on first use.
+func New(cfg Config) *Destination {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 120 * time.Second
+	}
+	return &Destination{cfg: cfg}
+}
+
+// Describe implements migrate.Destination.
+func (d *Destination) Describe() string {
+	scheme := "imaps"
+	if d.cfg.TLS != TLSImplicit {
+		scheme = "imap"
+	}
+	return scheme + "://" + d.cfg.User + "@" + d.cfg.Addr
+}
+
+func (d *Destination) drop() {
+	if d.c != nil {
+		d.c.Close()
+	}
+	d.c, d.conn, d.selected, d.boxes = nil, nil, "", nil
+}
+
+// Close implements migrate.Destination.
+func (d *Destination) Close() error {
+	if d.c == nil {
+		return nil
+	}
+	d.conn.watch(context.Background(), 10*time.Second, func() error { return d.c.Logout().Wait() })
+	err := d.c.Close()
+	d.c = nil
+	return err
+}
+
+func (d *Destination) connect(ctx context.Context) error {
+	if d.c != nil {
+		return nil
+	}
+	dial := d.cfg.Dialer
+	if dial == nil {
+		nd := &net.Dialer{Timeout: 30 * time.Second}
+		dial = nd.DialContext
+	}
+	raw, err := dial(ctx, "tcp", d.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", d.cfg.Addr, err)
+	}
+	conn := newWatchConn(raw)
+	opts := &imapclient.Options{TLSConfig: d.cfg.TLSConfig}
+	var c *imapclient.Client
+	err = conn.watch(ctx, d.cfg.Timeout, func() error {
+		switch d.cfg.TLS {
+		case TLSImplicit:
+			tc := tls.Client(conn, d.cfg.TLSConfig)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return err
+			}
+			c = imapclient.New(tc, opts)
+		case TLSStartTLS:
+			var err error
+			if c, err = imapclient.NewStartTLS(conn, opts); err != nil {
+				return err
+			}
+		default:
+			c = imapclient.New(conn, opts)
+		}
+		return c.WaitGreeting()
+	})
+	if err != nil {
+		raw.Close()
+		err = fmt.Errorf("connect to %s: %w", d.cfg.Addr, err)
+		if migrate.CertError(err) {
+			return &migrate.Fatal{Err: err}
+		}
+		return err
+	}
+	pass, err := d.cfg.Password()
+	if err != nil {
+		c.Close()
+		return &migrate.Fatal{Err: err}
+	}
+	err = conn.watch(ctx, d.cfg.Timeout, func() error {
+		if c.Caps().Has(imapv2.Cap("AUTH=PLAIN")) {
+			return c.Authenticate(sasl.NewPlainClient("", d.cfg.User, pass))
+		}
+		return c.Login(d.cfg.User, pass).Wait()
+	})
+	if err != nil {
+		c.Close()
+		var ierr *imapv2.Error
+		if errors.As(err, &ierr) {
+			// Never retried: providers lock accounts after repeated failures.
+			return &migrate.Fatal{Err: fmt.Errorf("%s refused the login of %s: %s", d.cfg.Addr, d.cfg.User, ierr.Text)}
+		}
+		return fmt.Errorf("log in to %s: %w", d.cfg.Addr, err)
+	}
+	d.c, d.conn = c, conn
+	return nil
+}
+
+// do runs one operation on a connected client; a connection-level failure
+// drops the connection so the next call starts afresh.
+func (d *Destination) do(ctx context.Context, op func(c *imapclient.Client) error) error {
+	if err := d.connect(ctx); err != nil {
+		return err
+	}
+	c := d.c
+	err := d.conn.watch(ctx, d.cfg.Timeout, func() error { return op(c) })
+	var ierr *imapv2.Error
+	if err != nil && !errors.As(err, &ierr) {
+		d.drop()
+	}
+	return err
+}
+
+func (d *Destination) list(ctx context.Context) error {
+	if d.boxes != nil {
+		return nil
+	}
+	return d.do(ctx, func(c *imapclient.Client) error {
+		opts := &imapv2.ListOptions{ReturnSpecialUse: c.Caps().Has(imapv2.CapSpecialUse)}
+		all, err := c.List("", "*", opts).Collect()
+		if err != nil {
+			return fmt.Errorf("list folders: %w", err)
+		}
+		d.boxes = make(map[string][]imapv2.MailboxAttr, len(all))
+		for _, b := range all {
+			d.boxes[b.Mailbox] = b.Attrs
+			if b.Delim != 0 {
+				d.delim = b.Delim
+			}
+		}
+		return nil
+	})
+}
+
+// canonical returns the server's spelling of name: INBOX is case-insensitive
+// (RFC 3501 section 5.1).
+func (d *Destination) canonical(name string) (string, bool) {
+	if strings.EqualFold(name, "INBOX") {
+		name = "INBOX"
+	}
+	attrs, ok := d.boxes[name]
+	if ok {
+		for _, a := range attrs {
+			if strings.EqualFold(string(a), `\NonExistent`) || strings.EqualFold(string(a), `\Noselect`) {
+				return name, false
+			}
+		}
+	}
+	return name, ok || name == "INBOX"
+}
+
+func (d *Destination) selectBox(c *imapclient.Client, name string) (*imapv2.SelectData, error) {
+	data, err := c.Select(name, &imapv2.SelectOptions{ReadOnly: d.cfg.ReadOnly}).Wait()
+	if err != nil {
+		d.selected = ""
+		return nil, fmt.Errorf("select %s: %w", name, err)
+	}
+	d.selected = name
+	return data, nil
+}
+
+// Mailbox implements migrate.Destination.
+func (d *Destination) Mailbox(ctx context.Context, name string, create bool) (migrate.MailboxInfo, error) {
+	if err := d.list(ctx); err != nil {
+		return migrate.MailboxInfo{}, err
+	}
+	name, exists := d.canonical(name)
+	info := migrate.MailboxInfo{Name: name, Exists: exists}
+	if !exists && !create {
+		return info, nil
+	}
+	err := d.do(ctx, func(c *imapclient.Client) error {
+		if !exists {
+			err := c.Create(name, nil).Wait()
+			var ierr *imapv2.Error
+			if err != nil && !(errors.As(err, &ierr) && ierr.Code == imapv2.ResponseCodeAlreadyExists) {
+				return fmt.Errorf("create folder %s: %w", name, err)
+			}
+			c.Subscribe(name).Wait() // so mail clients show it; not essential
+			d.boxes[name] = nil
+			info.Exists, info.Created = true, err == nil
+		}
+		data, err := d.selectBox(c, name)
+		if err != nil {
+			return err
+		}
+		info.UIDValidity = data.UIDValidity
+		info.Permanent = make([]string, 0, len(data.PermanentFlags))
+		for _, f := range data.PermanentFlags {
+			info.Permanent = append(info.Permanent, string(f))
+		}
+		if data.PermanentFlags == nil {
+			info.Permanent = nil
+		}
+		return nil
+	})
+	return info, err
+}
+
+// Scan implements migrate.Destination.
+func (d *Destination) Scan(ctx context.Context, folder string, fn func(migrate.Existing) error) error {
+	if err := d.list(ctx); err != nil {
+		return err
+	}
+	folder, exists := d.canonical(folder)
+	if !exists {
+		return nil
+	}
+	section := &imapv2.FetchItemBodySection{
+		Specifier:    imapv2.PartSpecifierHeader,
+		HeaderFields: []string{"Message-ID", "Date", "From", "Subject"},
+		Peek:         true,
+	}
+	return d.do(ctx, func(c *imapclient.Client) error {
+		data, err := d.selectBox(c, folder)
+		if err != nil || data.NumMessages == 0 {
+			return err
+		}
+		cmd := c.Fetch(imapv2.SeqSet{imapv2.SeqRange{Start: 1, Stop: 0}}, &imapv2.FetchOptions{
+			UID: true, RFC822Size: true, BodySection: []*imapv2.FetchItemBodySection{section},
+		})
+		var ferr error
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			buf, err := msg.Collect()
+			if err != nil {
+				ferr = err
+				break
+			}
+			if ferr == nil {
+				ferr = fn(migrate.Existing{UID: uint32(buf.UID), Size: buf.RFC822Size, Header: buf.FindBodySection(section)})
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return fmt.Errorf("scan %s: %w", folder, err)
+		}
+		return ferr
+	})
+}
+
+// FetchBody implements migrate.Destination.
+func (d *Destination) FetchBody(ctx context.Context, folder string, uid uint32, w io.Writer) error {
+	if err := d.list(ctx); err != nil {
+		return err
+	}
+	folder, _ = d.canonical(folder)
+	return d.do(ctx, func(c *imapclient.Client) error {
+		if d.selected != folder {
+			if _, err := d.selectBox(c, folder); err != nil {
+				return err
+			}
+		}
+		cmd := c.Fetch(imapv2.UIDSetNum(imapv2.UID(uid)), &imapv2.FetchOptions{
+			BodySection: []*imapv2.FetchItemBodySection{{Peek: true}},
+		})
+		var werr error
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				if b, ok := item.(imapclient.FetchItemDataBodySection); ok && b.Literal != nil && werr == nil {
+					_, werr = io.Copy(w, b.Literal)
+				}
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return fmt.Errorf("fetch %s UID %d: %w", folder, uid, err)
+		}
+		return werr
+	})
+}
+
+// Append implements migrate.Destination.
+func (d *Destination) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	var out migrate.Appended
+	flags := make([]imapv2.Flag, len(m.Flags))
+	for i, f := range m.Flags {
+		flags[i] = imapv2.Flag(f)
+	}
+	err := d.do(ctx, func(c *imapclient.Client) error {
+		cmd := c.Append(folder, m.Body.Size(), &imapv2.AppendOptions{Flags: flags, Time: m.Date})
+		if _, err := io.Copy(cmd, m.Body.Open()); err != nil {
+			cmd.Close()
+			return err
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		data, err := cmd.Wait()
+		if err != nil {
+			return err
+		}
+		out = migrate.Appended{UIDValidity: data.UIDValidity, UID: uint32(data.UID)}
+		return nil
+	})
+	return out, classify(folder, err)
+}
+
+// classify sorts a server's refusal of an APPEND: about this message only,
+// about the whole account, or worth another try.
+func classify(folder string, err error) error {
+	var ierr *imapv2.Error
+	if err == nil || !errors.As(err, &ierr) {
+		return err
+	}
+	err = fmt.Errorf("append to %s: %w", folder, err)
+	switch ierr.Code {
+	case imapv2.ResponseCodeOverQuota, imapv2.ResponseCodeNoPerm:
+		return &migrate.Fatal{Err: err}
+	case imapv2.ResponseCodeUnavailable, imapv2.ResponseCodeInUse, imapv2.ResponseCodeLimit,
+		imapv2.ResponseCodeServerBug, imapv2.ResponseCodeTryCreate:
+		return err
+	}
+	if strings.Contains(strings.ToLower(ierr.Text), "throttl") {
+		return err
+	}
+	return &migrate.Permanent{Err: err}
+}

@@ -1,0 +1,86 @@
+package migrate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/mailmove/mailmove/mime"
+)
+
+// IndexKey returns the cheap key by which a message is looked for in a
+// destination folder: its Message-ID, or for a message without one, its
+// Date, From and Subject. A key match is confirmed by size or content.
+func IndexKey(h mime.Header) string {
+	var s string
+	if id := mime.MessageID(h); id != "" {
+		s = "mid\x00" + id
+	} else {
+		norm := func(v string) string { return strings.Join(strings.Fields(v), " ") }
+		s = "hdr\x00" + norm(h.Get("Date")) + "\x00" + norm(h.Get("From")) + "\x00" + norm(h.Get("Subject"))
+	}
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
+type candidate struct {
+	uid  uint32
+	size int64
+}
+
+// folderIndex is what one destination folder holds, learnt once per run with
+// one Scan: small per message, so 100,000 messages fit in a few megabytes.
+type folderIndex struct {
+	byKey map[string][]candidate
+	fps   map[uint32]string // fingerprints computed so far, by UID
+}
+
+func buildIndex(ctx context.Context, d Destination, folder string) (*folderIndex, error) {
+	idx := &folderIndex{byKey: map[string][]candidate{}, fps: map[uint32]string{}}
+	err := d.Scan(ctx, folder, func(e Existing) error {
+		k := IndexKey(mime.ParseHeader(e.Header))
+		idx.byKey[k] = append(idx.byKey[k], candidate{uid: e.UID, size: e.Size})
+		return nil
+	})
+	return idx, err
+}
+
+func (idx *folderIndex) add(key string, uid uint32, size int64, fp string) {
+	idx.byKey[key] = append(idx.byKey[key], candidate{uid: uid, size: size})
+	if uid != 0 {
+		idx.fps[uid] = fp
+	}
+}
+
+// find returns the UID of a message in the folder with the same content.
+// A Message-ID with the exact size is taken as a match; anything less is
+// confirmed by fetching the candidate and comparing fingerprints.
+func (idx *folderIndex) find(ctx context.Context, d Destination, folder, key string, hasMID bool, size int64, fp string) (uint32, bool, error) {
+	cands := idx.byKey[key]
+	if hasMID {
+		for _, c := range cands {
+			if c.size == size {
+				return c.uid, true, nil
+			}
+		}
+	}
+	for _, c := range cands {
+		if c.uid == 0 {
+			continue // appended this run to a server without UIDPLUS
+		}
+		got, ok := idx.fps[c.uid]
+		if !ok {
+			f := mime.NewFingerprinter()
+			if err := d.FetchBody(ctx, folder, c.uid, f); err != nil {
+				return 0, false, err
+			}
+			got = f.Sum().String()
+			idx.fps[c.uid] = got
+		}
+		if got == fp {
+			return c.uid, true, nil
+		}
+	}
+	return 0, false, nil
+}

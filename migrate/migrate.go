@@ -1,0 +1,173 @@
+// Package migrate is mailmove's domain: what a message, a folder and a record
+// of progress are, the small interfaces a source, a destination and a
+// checkpoint implement, and the pipeline that moves messages between them.
+// It imports no protocol package: adapters live in sub-packages (pop3, imap)
+// and in store.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Entry is one message as a source lists it, before its content is read.
+type Entry struct {
+	// ID identifies the message within its source, stable across runs and
+	// sessions (a POP3 UIDL, an mbox file and offset). Empty when the source
+	// cannot tell before reading the content: the pipeline then uses the
+	// content fingerprint.
+	ID     string
+	Folder string // the source folder; "" when the source has none (POP3)
+	Size   int64  // as the source announces it; may be approximate
+	Num    int    // the source's own locator (a POP3 message number)
+}
+
+// Incoming is a message being read from a source.
+type Incoming struct {
+	Entry
+	R     io.Reader // the content, exactly as the source holds it
+	Flags []string  // IMAP flags the source knows of (`\Seen`, `$Forwarded`)
+	// Date is the delivery time when the source records one (an mbox From_
+	// line); zero when the pipeline must find it in the header.
+	Date       time.Time
+	DateSource string
+	// Err is set, and R nil, when the source could not read this message
+	// but can go on with the next.
+	Err error
+}
+
+// Source yields the messages of a mailbox.
+type Source interface {
+	// List returns every message, in source order, without reading content.
+	// It may be called again after an error; it connects when needed.
+	List(ctx context.Context) ([]Entry, error)
+	// Retrieve reads the given entries, in order, calling fn once for each with
+	// an Incoming whose R is valid only until fn returns. It stops at the first
+	// error fn returns and returns it. After a connection failure, calling it
+	// again with the entries not yet delivered resumes.
+	Retrieve(ctx context.Context, entries []Entry, fn func(*Incoming) error) error
+	// Describe names the source for reports and logs, with no secret in it.
+	Describe() string
+	Close() error
+}
+
+// MailboxInfo describes a destination folder ready to receive messages.
+type MailboxInfo struct {
+	Name        string   // the name on the server
+	UIDValidity uint32   // 0 when not known (a folder a dry-run would create)
+	Exists      bool     // false only in a dry-run, for a folder that would be created
+	Created     bool     // created by this run
+	Permanent   []string // PERMANENTFLAGS; `\*` means any keyword
+}
+
+// Existing is a message a destination folder already holds.
+type Existing struct {
+	UID    uint32
+	Size   int64
+	Header []byte // at least Message-ID, Date, From and Subject when present
+}
+
+// Outgoing is a message to append.
+type Outgoing struct {
+	Body  *Body
+	Flags []string
+	Date  time.Time
+}
+
+// Appended is where the server stored an appended message. UID is 0 when the
+// server does not report it (no UIDPLUS, RFC 4315).
+type Appended struct {
+	UIDValidity uint32
+	UID         uint32
+}
+
+// Destination is an IMAP account receiving messages.
+type Destination interface {
+	// Mailbox readies a folder for appending, creating it when it is missing
+	// and create is true. Idempotent.
+	Mailbox(ctx context.Context, name string, create bool) (MailboxInfo, error)
+	// Scan calls fn once for every message the folder holds. A folder that
+	// does not exist holds nothing.
+	Scan(ctx context.Context, folder string, fn func(Existing) error) error
+	// FetchBody writes the whole content of one message to w.
+	FetchBody(ctx context.Context, folder string, uid uint32, w io.Writer) error
+	// Append stores one message. On error the message may or may not have
+	// been stored (the connection can fail after the server saved it): the
+	// caller must check before appending it again.
+	Append(ctx context.Context, folder string, m Outgoing) (Appended, error)
+	// Describe names the destination for reports and logs, with no secret.
+	Describe() string
+	Close() error
+}
+
+// State is what happened to a source message.
+type State string
+
+const (
+	// Pending: about to be appended; it may or may not be at the destination.
+	Pending State = "pending"
+	// Copied: appended by mailmove and acknowledged by the server.
+	Copied State = "copied"
+	// Present: the destination already held it (another tool, an earlier run).
+	Present State = "present"
+	// Duplicate: the same content was already copied to the same folder.
+	Duplicate State = "duplicate"
+	// Failed: not copied; retried on the next run.
+	Failed State = "failed"
+)
+
+// Final reports whether a message in state s needs no more work.
+func (s State) Final() bool { return s == Copied || s == Present || s == Duplicate }
+
+// Record is the checkpoint's entry for one source message. It never holds a
+// secret.
+type Record struct {
+	ID          string    `json:"id"`
+	State       State     `json:"state"`
+	Folder      string    `json:"folder,omitempty"`
+	Fingerprint string    `json:"fp,omitempty"`
+	Key         string    `json:"key,omitempty"` // the destination-index key
+	Size        int64     `json:"size,omitempty"`
+	MessageID   string    `json:"message_id,omitempty"`
+	UIDValidity uint32    `json:"uidvalidity,omitempty"`
+	UID         uint32    `json:"uid,omitempty"`
+	Date        time.Time `json:"date,omitzero"`
+	DateSource  string    `json:"date_source,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Run         string    `json:"run,omitempty"`
+	At          time.Time `json:"at,omitzero"`
+}
+
+// Checkpoint remembers, per source message, what happened to it.
+type Checkpoint interface {
+	// Records calls fn for every record, in no particular order.
+	Records(fn func(Record) error) error
+	// Get returns the record for id, if any.
+	Get(id string) (Record, bool, error)
+	// Put stores r, replacing any record with its ID. When Put returns nil
+	// the record survives a crash of the process or the machine.
+	Put(r Record) error
+	// ByFingerprint returns the ID of a message with fingerprint fp that is
+	// copied or present in folder.
+	ByFingerprint(folder, fp string) (string, bool, error)
+	Close() error
+}
+
+// ErrLocked means another process is using the same checkpoint.
+var ErrLocked = errors.New("another mailmove run is using this state file")
+
+// Permanent marks an error that concerns one message only: the server refused
+// it, and retrying the same bytes will fail the same way.
+type Permanent struct{ Err error }
+
+func (e *Permanent) Error() string { return e.Err.Error() }
+func (e *Permanent) Unwrap() error { return e.Err }
+
+// Fatal marks an error that no retry can mend: authentication refused, an
+// untrusted certificate, a full quota.
+type Fatal struct{ Err error }
+
+func (e *Fatal) Error() string { return e.Err.Error() }
+func (e *Fatal) Unwrap() error { return e.Err }

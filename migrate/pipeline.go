@@ -1,0 +1,527 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdmime "mime"
+	"slices"
+	"time"
+
+	"github.com/emersion/go-message/charset"
+
+	"github.com/mailmove/mailmove/mime"
+)
+
+// Options tune a run. The zero value works: messages go to INBOX.
+type Options struct {
+	Folder         string // destination of messages whose source has no folders
+	KeepDuplicates bool   // copy even what is already copied or present
+	DryRun         bool   // only changes wording: the dry-run decorators do the work
+	SpoolDir       string // where large messages wait; default os.TempDir()
+	SpoolLimit     int    // bytes kept in memory per message; default 1 MiB
+	Run            string // this run's ID, recorded with every message
+	Now            func() time.Time
+	Observer       Observer
+	Keep           Keeper        // where messages that cannot be copied are kept
+	Retries        int           // attempts on a transient error; default 5
+	Backoff        time.Duration // first pause between attempts; default 2 s, doubling
+}
+
+// Keeper keeps a message that could not be copied, so nothing is lost, and
+// returns where it put it.
+type Keeper interface {
+	Keep(rec Record, body *Body) (string, error)
+}
+
+// stopError ends a run: it is not a source connection problem to retry.
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+func (e *stopError) Unwrap() error { return e.err }
+
+type runner struct {
+	src   Source
+	dst   Destination
+	cp    Checkpoint
+	opt   Options
+	sum   Summary
+	seq   int
+	done  map[string]State
+	idx   map[string]*folderIndex
+	boxes map[string]MailboxInfo
+	words stdmime.WordDecoder
+}
+
+// Run copies every message of src to dst that cp does not record as done,
+// recording each step in cp so that a run stopped at any moment, even by
+// SIGKILL, can be run again without losing or doubling a message.
+//
+// It returns the summary and, when the run could not finish, why: the
+// context's error when it was cancelled, or the error that stopped it.
+// Messages that failed on their own are counted in the summary, not returned.
+func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Options) (Summary, error) {
+	if opt.Folder == "" {
+		opt.Folder = "INBOX"
+	}
+	if opt.SpoolLimit <= 0 {
+		opt.SpoolLimit = 1 << 20
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Observer == nil {
+		opt.Observer = NopObserver{}
+	}
+	if opt.Retries <= 0 {
+		opt.Retries = 5
+	}
+	if opt.Backoff <= 0 {
+		opt.Backoff = 2 * time.Second
+	}
+	r := &runner{
+		src: src, dst: dst, cp: cp, opt: opt,
+		done:  map[string]State{},
+		idx:   map[string]*folderIndex{},
+		boxes: map[string]MailboxInfo{},
+		words: stdmime.WordDecoder{CharsetReader: charset.Reader},
+	}
+	r.sum = Summary{
+		Source: src.Describe(), Destination: dst.Describe(), Run: opt.Run,
+		DryRun: opt.DryRun, KeepDuplicates: opt.KeepDuplicates,
+	}
+	start := opt.Now()
+	err := r.run(ctx)
+	r.sum.Elapsed = opt.Now().Sub(start)
+	if err != nil && ctx.Err() != nil {
+		r.sum.Interrupted = true
+		err = ctx.Err()
+	}
+	var stop *stopError
+	if errors.As(err, &stop) {
+		err = stop.err
+	}
+	return r.sum, err
+}
+
+func (r *runner) note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	r.sum.Notes = append(r.sum.Notes, s)
+	r.opt.Observer.Note(s)
+}
+
+func (r *runner) emit(ev Event) {
+	r.seq++
+	ev.Seq = r.seq
+	r.opt.Observer.Message(ev)
+}
+
+func (r *runner) run(ctx context.Context) error {
+	entries, err := r.list(ctx)
+	if err != nil {
+		return err
+	}
+	r.sum.Listed = len(entries)
+	if n, ok := r.src.(interface{ Notes() []string }); ok {
+		for _, s := range n.Notes() {
+			r.note("%s", s)
+		}
+	}
+	var pending []Record
+	err = r.cp.Records(func(rec Record) error {
+		switch {
+		case rec.State.Final():
+			r.done[rec.ID] = rec.State
+		case rec.State == Pending:
+			pending = append(pending, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	if err := r.reconcile(ctx, pending); err != nil {
+		return err
+	}
+	var todo []Entry
+	var bytes int64
+	for _, e := range entries {
+		if st, ok := r.done[e.ID]; ok && e.ID != "" {
+			r.sum.AlreadyDone++
+			r.emit(Event{ID: e.ID, Action: ActAlreadyDone, Reason: string(st), Size: e.Size})
+			continue
+		}
+		todo = append(todo, e)
+		bytes += e.Size
+	}
+	r.opt.Observer.Planned(len(todo), bytes, r.sum.AlreadyDone)
+	return r.retrieve(ctx, todo)
+}
+
+func (r *runner) list(ctx context.Context) ([]Entry, error) {
+	for attempt := 0; ; attempt++ {
+		entries, err := r.src.List(ctx)
+		if err == nil || !r.transient(err) || attempt >= r.opt.Retries {
+			return entries, err
+		}
+		r.note("listing %s failed (%v); trying again", r.src.Describe(), err)
+		if err := r.pause(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// reconcile settles messages an earlier run left pending: it may have been
+// stopped after the server stored one but before recording it. Each is looked
+// for at the destination before anything is appended again.
+func (r *runner) reconcile(ctx context.Context, pending []Record) error {
+	slices.SortFunc(pending, func(a, b Record) int { return cmpString(a.ID, b.ID) })
+	for _, rec := range pending {
+		var uid uint32
+		var found bool
+		err := r.withRetry(ctx, func() error {
+			var err error
+			uid, found, err = r.lookup(ctx, rec.Folder, rec.Key, rec.MessageID != "", rec.Size, rec.Fingerprint)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if found {
+			rec.State, rec.UID = Copied, uid
+			rec.Reason = "found at the destination after an interrupted run"
+			r.done[rec.ID] = Copied
+			r.sum.Reconciled++
+		} else {
+			rec.State = Failed
+			rec.Reason = "interrupted before the server confirmed it, and not at the destination: copied again"
+		}
+		if err := r.cp.Put(rec); err != nil {
+			return fmt.Errorf("write state: %w", err)
+		}
+	}
+	if len(pending) > 0 {
+		r.note("%d message(s) were in flight when the last run stopped: %d found at the destination, %d to copy again",
+			len(pending), r.sum.Reconciled, len(pending)-r.sum.Reconciled)
+	}
+	return nil
+}
+
+func (r *runner) retrieve(ctx context.Context, todo []Entry) error {
+	failures := 0
+	for len(todo) > 0 {
+		delivered := 0
+		err := r.src.Retrieve(ctx, todo, func(in *Incoming) error {
+			if err := ctx.Err(); err != nil {
+				return &stopError{err}
+			}
+			if err := r.process(ctx, in); err != nil {
+				return err
+			}
+			delivered++
+			return nil
+		})
+		todo = todo[delivered:]
+		if err == nil {
+			return nil
+		}
+		if delivered > 0 {
+			failures = 0
+		}
+		failures++
+		if !r.transient(err) || failures > r.opt.Retries {
+			return err
+		}
+		r.note("reading from %s failed (%v); reconnecting", r.src.Describe(), err)
+		if err := r.pause(ctx, failures-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transient reports whether err may go away by reconnecting and trying again.
+func (r *runner) transient(err error) bool {
+	var stop *stopError
+	var fatal *Fatal
+	var perm *Permanent
+	return err != nil && !errors.As(err, &stop) && !errors.As(err, &fatal) && !errors.As(err, &perm) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+func (r *runner) pause(ctx context.Context, attempt int) error {
+	d := r.opt.Backoff << min(attempt, 6)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return &stopError{ctx.Err()}
+	case <-t.C:
+		return nil
+	}
+}
+
+// withRetry runs a destination operation, retrying transient failures after
+// dropping the cached folder indexes (the server's state may have moved on).
+func (r *runner) withRetry(ctx context.Context, op func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if !r.transient(err) || ctx.Err() != nil || attempt >= r.opt.Retries {
+			return &stopError{err}
+		}
+		r.note("%s: %v; trying again", r.dst.Describe(), err)
+		clear(r.idx)
+		if err := r.pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// readErr remembers a read error, to tell a source failure from a local one.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// headCapture keeps the first bytes of a message: enough for its header.
+type headCapture struct{ buf []byte }
+
+const headMax = 256 << 10
+
+func (h *headCapture) Write(p []byte) (int, error) {
+	if room := headMax - len(h.buf); room > 0 {
+		h.buf = append(h.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (r *runner) process(ctx context.Context, in *Incoming) error {
+	if in.Err != nil {
+		if in.ID == "" {
+			in.ID = fmt.Sprintf("num:%d", in.Num)
+		}
+		rec := Record{ID: in.ID, Folder: in.Folder, Size: in.Size, Run: r.opt.Run}
+		ev := Event{ID: in.ID, Folder: in.Folder, Size: in.Size}
+		return r.fail(&rec, &ev, nil, in.Err)
+	}
+	sw := &spoolWriter{dir: r.opt.SpoolDir, limit: r.opt.SpoolLimit}
+	cw := &mime.CRLFWriter{W: sw}
+	fpw := mime.NewFingerprinter()
+	head := &headCapture{}
+	src := &readErr{r: in.R}
+	_, err := io.Copy(io.MultiWriter(cw, fpw, head), src)
+	if err == nil {
+		err = cw.Close()
+	}
+	if err != nil {
+		sw.abort()
+		if src.err != nil {
+			return err // the source's connection: retried by the caller
+		}
+		return &stopError{fmt.Errorf("spool message to %s: %w", r.opt.SpoolDir, err)}
+	}
+	body := sw.body()
+	defer body.Release()
+
+	h := mime.ParseHeader(head.buf)
+	fp := fpw.Sum().String()
+	id := in.ID
+	if id == "" {
+		id = "fp:" + fp
+		if st, ok := r.done[id]; ok {
+			r.sum.AlreadyDone++
+			r.emit(Event{ID: id, Action: ActAlreadyDone, Reason: string(st), Size: body.Size()})
+			return nil
+		}
+	}
+	date, dsrc := in.Date, in.DateSource
+	if date.IsZero() {
+		var s mime.DateSource
+		date, s = mime.ArrivalDate(h, r.opt.Now())
+		dsrc = string(s)
+	}
+	folder := in.Folder
+	if folder == "" {
+		folder = r.opt.Folder
+	}
+	mid := mime.MessageID(h)
+	subject, derr := r.words.DecodeHeader(h.Get("Subject"))
+	if derr != nil {
+		subject = h.Get("Subject")
+	}
+	rec := Record{
+		ID: id, Folder: folder, Fingerprint: fp, Key: IndexKey(h), Size: body.Size(),
+		MessageID: mid, Date: date, DateSource: dsrc, Run: r.opt.Run,
+	}
+	ev := Event{
+		ID: id, Folder: folder, Size: body.Size(), Date: date, DateSource: dsrc,
+		MessageID: mid, Subject: subject, Fingerprint: fp,
+	}
+	for attempt := 0; ; attempt++ {
+		err := r.copy(ctx, &rec, &ev, in.Flags, body, attempt)
+		if err == nil {
+			return nil
+		}
+		var perm *Permanent
+		if errors.As(err, &perm) {
+			return r.fail(&rec, &ev, body, err)
+		}
+		if !r.transient(err) || attempt >= r.opt.Retries {
+			return &stopError{err}
+		}
+		r.note("%s: %v; reconnecting and checking before trying again", r.dst.Describe(), err)
+		clear(r.idx) // the append may have landed: look again
+		if err := r.pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// copy decides and, if needed, appends one message. attempt > 0 means an
+// earlier append of the same message may have reached the server.
+func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []string, body *Body, attempt int) error {
+	box, err := r.mailbox(ctx, rec.Folder)
+	if err != nil {
+		return err
+	}
+	rec.Folder, ev.Folder, rec.UIDValidity = box.Name, box.Name, box.UIDValidity
+	if !r.opt.KeepDuplicates && attempt == 0 {
+		other, ok, err := r.cp.ByFingerprint(box.Name, rec.Fingerprint)
+		if err != nil {
+			return &stopError{fmt.Errorf("read state: %w", err)}
+		}
+		if ok && other != rec.ID {
+			return r.settle(rec, ev, Duplicate, ActDuplicate, 0, "same content as "+other+", already in "+box.Name)
+		}
+	}
+	if !r.opt.KeepDuplicates || attempt > 0 {
+		uid, found, err := r.lookup(ctx, box.Name, rec.Key, rec.MessageID != "", rec.Size, rec.Fingerprint)
+		if err != nil {
+			return err
+		}
+		if found {
+			if attempt > 0 {
+				r.sum.Bytes += rec.Size
+				return r.settle(rec, ev, Copied, r.copiedAction(), uid, "confirmed at the destination after a lost reply")
+			}
+			return r.settle(rec, ev, Present, ActPresent, uid, "already in "+box.Name)
+		}
+	}
+	kept, dropped := SanitizeFlags(flags, box.Permanent)
+	ev.Flags, ev.Dropped = kept, dropped
+	rec.State, rec.At, rec.Reason = Pending, r.opt.Now(), ""
+	if err := r.cp.Put(*rec); err != nil {
+		return &stopError{fmt.Errorf("write state: %w", err)}
+	}
+	// The message in flight is finished even when the user interrupts: its
+	// outcome is then recorded, not left for the next run to reconcile.
+	app, err := r.dst.Append(context.WithoutCancel(ctx), box.Name, Outgoing{Body: body, Flags: kept, Date: rec.Date})
+	if err != nil {
+		return err
+	}
+	if app.UIDValidity != 0 {
+		rec.UIDValidity = app.UIDValidity
+	}
+	if ix := r.idx[box.Name]; ix != nil {
+		ix.add(rec.Key, app.UID, rec.Size, rec.Fingerprint)
+	}
+	r.sum.Bytes += rec.Size
+	return r.settle(rec, ev, Copied, r.copiedAction(), app.UID, "")
+}
+
+func (r *runner) copiedAction() Action {
+	if r.opt.DryRun {
+		return ActWouldCopy
+	}
+	return ActCopied
+}
+
+func (r *runner) settle(rec *Record, ev *Event, st State, act Action, uid uint32, reason string) error {
+	rec.State, rec.UID, rec.Reason, rec.At = st, uid, reason, r.opt.Now()
+	if err := r.cp.Put(*rec); err != nil {
+		return &stopError{fmt.Errorf("write state: %w", err)}
+	}
+	r.done[rec.ID] = st
+	switch st {
+	case Copied:
+		r.sum.Copied++
+	case Present:
+		r.sum.Present++
+	case Duplicate:
+		r.sum.Duplicates++
+	}
+	ev.Action, ev.UID, ev.Reason = act, uid, reason
+	r.emit(*ev)
+	return nil
+}
+
+// fail records a message the destination refused and keeps it locally.
+func (r *runner) fail(rec *Record, ev *Event, body *Body, cause error) error {
+	rec.State, rec.Reason, rec.At = Failed, cause.Error(), r.opt.Now()
+	if r.opt.Keep != nil && !r.opt.DryRun && body != nil {
+		path, err := r.opt.Keep.Keep(*rec, body)
+		if err != nil {
+			return &stopError{fmt.Errorf("keep refused message locally: %w", err)}
+		}
+		rec.Reason += "; kept in " + path
+	}
+	if err := r.cp.Put(*rec); err != nil {
+		return &stopError{fmt.Errorf("write state: %w", err)}
+	}
+	r.sum.Failed++
+	ev.Action, ev.Reason = ActFailed, rec.Reason
+	r.emit(*ev)
+	return nil
+}
+
+func (r *runner) mailbox(ctx context.Context, name string) (MailboxInfo, error) {
+	if box, ok := r.boxes[name]; ok {
+		return box, nil
+	}
+	box, err := r.dst.Mailbox(ctx, name, true)
+	if err != nil {
+		return box, err
+	}
+	if box.Created {
+		r.note("created folder %q at %s", box.Name, r.dst.Describe())
+	} else if !box.Exists {
+		r.note("folder %q would be created at %s", box.Name, r.dst.Describe())
+	}
+	r.boxes[name] = box
+	return box, nil
+}
+
+func (r *runner) lookup(ctx context.Context, folder, key string, hasMID bool, size int64, fp string) (uint32, bool, error) {
+	ix := r.idx[folder]
+	if ix == nil {
+		var err error
+		if ix, err = buildIndex(ctx, r.dst, folder); err != nil {
+			return 0, false, err
+		}
+		r.idx[folder] = ix
+	}
+	return ix.find(ctx, r.dst, folder, key, hasMID, size, fp)
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+

@@ -1,0 +1,423 @@
+// Package pop3 is mailmove's POP3 client (RFC 1939, with CAPA and PIPELINING
+// from RFC 2449, STLS from RFC 2595 and AUTH PLAIN from RFC 5034) and the
+// migrate.Source adapter built on it.
+//
+// We own this client because the public Go ones corrupt messages: they do not
+// undo dot-stuffing and break long lines (see shared/notes/LIBRARIES.md).
+package pop3
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TLSMode says how a connection is protected.
+type TLSMode int
+
+const (
+	TLSImplicit TLSMode = iota // TLS from the first byte (pop3s, port 995)
+	TLSStartTLS                // plain connection upgraded with STLS, which must succeed
+	TLSNone                    // no TLS: only with the user's explicit consent
+)
+
+// Error is a -ERR reply. Its text is the server's, which may say why (RFC 2449
+// section 8 response codes such as [AUTH], [IN-USE] or [SYS/TEMP]).
+type Error struct {
+	Cmd string // the command, without arguments
+	Msg string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("pop3 %s: server said: %s", e.Cmd, e.Msg) }
+
+// Code returns the RFC 2449 response code in brackets, upper-cased, or "".
+func (e *Error) Code() string {
+	if strings.HasPrefix(e.Msg, "[") {
+		if i := strings.IndexByte(e.Msg, ']'); i > 0 {
+			return strings.ToUpper(e.Msg[1:i])
+		}
+	}
+	return ""
+}
+
+// ErrAuth marks a login the server refused.
+var ErrAuth = errors.New("login refused")
+
+// maxLine bounds a status or listing line: a server sending an endless line
+// gets an error, not our memory. Message content has no such limit.
+const maxLine = 64 << 10
+
+// idleConn gives every Read and Write its own deadline, so a frozen server is
+// detected after Timeout of silence while a slow but moving transfer is not.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
+}
+
+// Client is one POP3 session. It is not safe for concurrent use.
+type Client struct {
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	caps map[string]string // CAPA name (upper case) → its arguments
+	tls  bool
+
+	open *dotReader // a multi-line body the caller has not finished reading
+}
+
+// Options configure Dial.
+type Options struct {
+	TLS       TLSMode
+	TLSConfig *tls.Config   // ServerName must be set for verification
+	Timeout   time.Duration // idle timeout per operation; 0 means 60 s
+	Dialer    func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Dial connects, reads the greeting, asks for the capabilities and, for
+// TLSStartTLS, upgrades the connection. It does not log in.
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 60 * time.Second
+	}
+	dial := opts.Dialer
+	if dial == nil {
+		d := &net.Dialer{Timeout: opts.Timeout}
+		dial = d.DialContext
+	}
+	raw, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	var conn net.Conn = &idleConn{Conn: raw, timeout: opts.Timeout}
+	c := &Client{}
+	if opts.TLS == TLSImplicit {
+		tc := tls.Client(conn, opts.TLSConfig)
+		if err := handshake(ctx, tc, opts.Timeout); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		conn, c.tls = tc, true
+	}
+	c.setConn(conn)
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	if _, err := c.status("greeting"); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	c.capa() // optional (RFC 2449): an old server that refuses it is fine
+	if opts.TLS == TLSStartTLS {
+		if err := c.startTLS(ctx, opts.TLSConfig, opts.Timeout); err != nil {
+			raw.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func handshake(ctx context.Context, tc *tls.Conn, timeout time.Duration) error {
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return tc.HandshakeContext(hctx)
+}
+
+func (c *Client) setConn(conn net.Conn) {
+	c.conn = conn
+	c.br = bufio.NewReaderSize(conn, 32<<10)
+	c.bw = bufio.NewWriter(conn)
+}
+
+// TLS reports whether the session is encrypted.
+func (c *Client) TLS() bool { return c.tls }
+
+// Has reports whether the server announced the capability (upper case).
+func (c *Client) Has(capability string) bool {
+	_, ok := c.caps[capability]
+	return ok
+}
+
+// Close drops the connection without QUIT.
+func (c *Client) Close() error { return c.conn.Close() }
+
+func (c *Client) startTLS(ctx context.Context, cfg *tls.Config, timeout time.Duration) error {
+	if !c.Has("STLS") && c.caps != nil {
+		return errors.New("pop3: server does not offer STLS; use pop3s:// (implicit TLS) or, on a trusted network, --allow-plaintext")
+	}
+	if _, err := c.cmd("STLS", "STLS"); err != nil {
+		return err
+	}
+	if c.br.Buffered() > 0 {
+		// Bytes after the +OK before the handshake would be a STARTTLS
+		// command-injection attack (CVE-2011-0411 class).
+		return errors.New("pop3: server sent data before the TLS handshake")
+	}
+	tc := tls.Client(c.conn, cfg)
+	if err := handshake(ctx, tc, timeout); err != nil {
+		return err
+	}
+	c.setConn(tc)
+	c.tls = true
+	c.capa() // capabilities may change after STLS (RFC 2595 section 4)
+	return nil
+}
+
+func (c *Client) capa() {
+	lines, err := c.multi("CAPA", "CAPA")
+	if err != nil {
+		c.caps = nil
+		return
+	}
+	c.caps = make(map[string]string, len(lines))
+	for _, l := range lines {
+		name, args, _ := strings.Cut(strings.TrimSpace(l), " ")
+		c.caps[strings.ToUpper(name)] = args
+	}
+}
+
+// Auth logs in: AUTH PLAIN when the server offers it (SASL), else USER/PASS.
+// A refusal wraps ErrAuth.
+func (c *Client) Auth(user, pass string) error {
+	if c.saslPlain() {
+		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+		// RFC 5034 section 4: the initial response may go on the command line.
+		_, err := c.cmdRedacted("AUTH", "AUTH PLAIN "+resp)
+		return authErr(err)
+	}
+	if _, err := c.cmd("USER", "USER "+user); err != nil {
+		return authErr(err)
+	}
+	_, err := c.cmdRedacted("PASS", "PASS "+pass)
+	return authErr(err)
+}
+
+func (c *Client) saslPlain() bool {
+	for _, m := range strings.Fields(strings.ToUpper(c.caps["SASL"])) {
+		if m == "PLAIN" {
+			return true
+		}
+	}
+	return false
+}
+
+func authErr(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	return err
+}
+
+// Stat returns the number of messages and their total size.
+func (c *Client) Stat() (count int, size int64, err error) {
+	line, err := c.cmd("STAT", "STAT")
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return 0, 0, fmt.Errorf("pop3 STAT: malformed reply %q", clip(line))
+	}
+	count, err1 := strconv.Atoi(f[0])
+	size, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err1 != nil || err2 != nil || count < 0 || size < 0 {
+		return 0, 0, fmt.Errorf("pop3 STAT: malformed reply %q", clip(line))
+	}
+	return count, size, nil
+}
+
+// MsgInfo is one line of a LIST or UIDL listing.
+type MsgInfo struct {
+	Num  int
+	Size int64  // from LIST
+	UID  string // from UIDL
+}
+
+// List returns every message's number and size (LIST).
+func (c *Client) List() ([]MsgInfo, error) {
+	lines, err := c.multi("LIST", "LIST")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MsgInfo, 0, len(lines))
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			return nil, fmt.Errorf("pop3 LIST: malformed line %q", clip(l))
+		}
+		n, err1 := strconv.Atoi(f[0])
+		size, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil || n <= 0 || size < 0 {
+			return nil, fmt.Errorf("pop3 LIST: malformed line %q", clip(l))
+		}
+		out = append(out, MsgInfo{Num: n, Size: size})
+	}
+	return out, nil
+}
+
+// ErrNoUIDL means the server does not implement UIDL (it is optional in RFC 1939).
+var ErrNoUIDL = errors.New("pop3: server has no UIDL")
+
+// UIDL returns every message's unique id. A server that refuses the command
+// gives ErrNoUIDL.
+func (c *Client) UIDL() (map[int]string, error) {
+	lines, err := c.multi("UIDL", "UIDL")
+	var e *Error
+	if errors.As(err, &e) {
+		return nil, fmt.Errorf("%w (%s)", ErrNoUIDL, e.Msg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]string, len(lines))
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			return nil, fmt.Errorf("pop3 UIDL: malformed line %q", clip(l))
+		}
+		n, err := strconv.Atoi(f[0])
+		// RFC 1939 section 7: 1 to 70 characters in the range 0x21 to 0x7E.
+		if err != nil || n <= 0 || len(f[1]) > 70 {
+			return nil, fmt.Errorf("pop3 UIDL: malformed line %q", clip(l))
+		}
+		out[n] = f[1]
+	}
+	return out, nil
+}
+
+// Retr starts retrieving message n and returns its content, dot-decoded. The
+// reader must be read to io.EOF (or the session is abandoned with Close)
+// before the next command.
+func (c *Client) Retr(n int) (io.Reader, error) {
+	if _, err := c.cmd("RETR", "RETR "+strconv.Itoa(n)); err != nil {
+		return nil, err
+	}
+	c.open = newDotReader(c.br)
+	return c.open, nil
+}
+
+// Quit ends the session (RFC 1939 section 6: this is when DELE takes effect).
+func (c *Client) Quit() error {
+	_, err := c.cmd("QUIT", "QUIT")
+	c.conn.Close()
+	return err
+}
+
+// Noop keeps the session alive.
+func (c *Client) Noop() error {
+	_, err := c.cmd("NOOP", "NOOP")
+	return err
+}
+
+func (c *Client) cmd(name, line string) (string, error) {
+	return c.send(name, line, line)
+}
+
+// cmdRedacted sends a command carrying a secret; errors never quote it.
+func (c *Client) cmdRedacted(name, line string) (string, error) {
+	return c.send(name, line, name+" ***")
+}
+
+func (c *Client) send(name, line, shown string) (string, error) {
+	if c.open != nil {
+		if err := c.open.drain(); err != nil {
+			return "", err
+		}
+		c.open = nil
+	}
+	if strings.ContainsAny(line, "\r\n") {
+		return "", fmt.Errorf("pop3: refusing to send %q: it contains a line break", shown)
+	}
+	if _, err := c.bw.WriteString(line + "\r\n"); err != nil {
+		return "", err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return "", err
+	}
+	return c.status(name)
+}
+
+// status reads a +OK or -ERR line and returns the text after the indicator.
+func (c *Client) status(name string) (string, error) {
+	line, err := c.readLine()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", fmt.Errorf("pop3 %s: %w", name, err)
+	}
+	switch {
+	case strings.HasPrefix(line, "+OK"):
+		return strings.TrimSpace(line[3:]), nil
+	case strings.HasPrefix(line, "-ERR"):
+		return "", &Error{Cmd: name, Msg: strings.TrimSpace(line[4:])}
+	}
+	return "", fmt.Errorf("pop3 %s: unexpected reply %q", name, clip(line))
+}
+
+func (c *Client) readLine() (string, error) {
+	var b []byte
+	for {
+		chunk, err := c.br.ReadSlice('\n')
+		b = append(b, chunk...)
+		if len(b) > maxLine {
+			return "", fmt.Errorf("reply line longer than %d bytes", maxLine)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+}
+
+// multi sends a command whose +OK is followed by a dot-terminated listing.
+func (c *Client) multi(name, line string) ([]string, error) {
+	if _, err := c.cmd(name, line); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(newDotReader(c.br), maxLine)
+	var out []string
+	for {
+		l, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			return nil, fmt.Errorf("pop3 %s: listing line longer than %d bytes", name, maxLine)
+		}
+		if s := strings.TrimRight(string(l), "\r\n"); s != "" {
+			out = append(out, s)
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pop3 %s: %w", name, err)
+		}
+	}
+}
+
+// clip shortens a hostile server's text before it goes into an error.
+func clip(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "..."
+	}
+	return s
+}

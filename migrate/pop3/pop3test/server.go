@@ -1,0 +1,251 @@
+// Package pop3test is an in-process POP3 server for tests and the demo. It
+// serves a fixed list of messages correctly (dot-stuffed, CRLF), and lets a
+// test script what real servers will not do: refuse a command, drop the
+// connection part-way through a message, or lack UIDL.
+package pop3test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Message is one message in the mailbox.
+type Message struct {
+	UID  string
+	Data []byte // served as is, dot-stuffed; a missing final CRLF is added
+}
+
+// Server is a POP3 server on 127.0.0.1.
+type Server struct {
+	User, Pass string
+	Messages   []Message
+	TLS        *tls.Config // implicit TLS when set, unless STLS is true
+	STLS       bool        // offer STLS (TLS must be set)
+	NoUIDL     bool        // answer UIDL with -ERR
+	NoCAPA     bool        // answer CAPA with -ERR
+	SASL       bool        // offer AUTH PLAIN
+	// Hook, when set, sees every command first. It may write its own reply
+	// and return true to skip the normal handling; conn may be closed.
+	Hook func(conn net.Conn, session int, cmd string) bool
+
+	ln       net.Listener
+	mu       sync.Mutex
+	sessions int
+	Logins   int // successful logins
+	Failures int // refused logins
+	Retrs    int // RETR commands answered +OK
+	wg       sync.WaitGroup
+}
+
+// Start listens on 127.0.0.1:0 and serves until Close.
+func (s *Server) Start() (addr string, err error) {
+	s.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := s.ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.sessions++
+			n := s.sessions
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				s.serve(c, n)
+			}()
+		}
+	}()
+	return s.ln.Addr().String(), nil
+}
+
+// Close stops listening and waits for sessions to end.
+func (s *Server) Close() {
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// Counts returns (logins, failures, retrs) safely.
+func (s *Server) Counts() (int, int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Logins, s.Failures, s.Retrs
+}
+
+// Stuff returns data as a POP3 multi-line body: CRLF-terminated, each line
+// starting with "." doubled, ending with ".CRLF" (RFC 1939 section 3).
+func Stuff(data []byte) []byte {
+	var b bytes.Buffer
+	if len(data) > 0 && data[0] == '.' {
+		b.WriteByte('.')
+	}
+	for i, c := range data {
+		b.WriteByte(c)
+		if c == '\n' && i+1 < len(data) && data[i+1] == '.' {
+			b.WriteByte('.')
+		}
+	}
+	if !bytes.HasSuffix(data, []byte("\r\n")) {
+		b.WriteString("\r\n")
+	}
+	b.WriteString(".\r\n")
+	return b.Bytes()
+}
+
+func (s *Server) serve(conn net.Conn, session int) {
+	if s.TLS != nil && !s.STLS {
+		tc := tls.Server(conn, s.TLS)
+		if tc.Handshake() != nil {
+			return
+		}
+		conn = tc
+	}
+	br := bufio.NewReader(conn)
+	reply := func(format string, args ...any) { fmt.Fprintf(conn, format+"\r\n", args...) }
+	reply("+OK pop3test ready")
+	authed := false
+	user := ""
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if s.Hook != nil && s.Hook(conn, session, line) {
+			continue
+		}
+		verb, arg, _ := strings.Cut(line, " ")
+		verb = strings.ToUpper(verb)
+		switch {
+		case verb == "CAPA":
+			if s.NoCAPA {
+				reply("-ERR unknown command")
+				continue
+			}
+			caps := "+OK\r\nTOP\r\nUSER\r\nRESP-CODES\r\nPIPELINING\r\n"
+			if !s.NoUIDL {
+				caps += "UIDL\r\n"
+			}
+			if s.SASL {
+				caps += "SASL PLAIN\r\n"
+			}
+			if s.STLS && s.TLS != nil {
+				if _, ok := conn.(*tls.Conn); !ok {
+					caps += "STLS\r\n"
+				}
+			}
+			fmt.Fprint(conn, caps+".\r\n")
+		case verb == "STLS" && s.STLS && s.TLS != nil:
+			reply("+OK begin TLS")
+			tc := tls.Server(conn, s.TLS)
+			if tc.Handshake() != nil {
+				return
+			}
+			conn = tc
+			br = bufio.NewReader(conn)
+		case verb == "QUIT":
+			reply("+OK bye")
+			return
+		case verb == "NOOP":
+			reply("+OK")
+		case !authed && verb == "USER":
+			user = arg
+			reply("+OK")
+		case !authed && verb == "PASS":
+			authed = s.login(user, arg)
+			if authed {
+				reply("+OK logged in")
+			} else {
+				reply("-ERR [AUTH] invalid credentials")
+			}
+		case !authed && verb == "AUTH" && s.SASL:
+			mech, resp, _ := strings.Cut(arg, " ")
+			raw, _ := base64.StdEncoding.DecodeString(resp)
+			parts := strings.Split(string(raw), "\x00")
+			if strings.EqualFold(mech, "PLAIN") && len(parts) == 3 && s.login(parts[1], parts[2]) {
+				authed = true
+				reply("+OK logged in")
+			} else {
+				reply("-ERR [AUTH] invalid credentials")
+			}
+		case !authed:
+			reply("-ERR log in first")
+		default:
+			s.command(conn, reply, verb, arg)
+		}
+	}
+}
+
+func (s *Server) login(user, pass string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if user == s.User && pass == s.Pass {
+		s.Logins++
+		return true
+	}
+	s.Failures++
+	return false
+}
+
+func (s *Server) msg(arg string) (int, bool) {
+	n, err := strconv.Atoi(arg)
+	return n, err == nil && n >= 1 && n <= len(s.Messages)
+}
+
+func (s *Server) command(conn net.Conn, reply func(string, ...any), verb, arg string) {
+	switch verb {
+	case "STAT":
+		total := 0
+		for _, m := range s.Messages {
+			total += len(m.Data)
+		}
+		reply("+OK %d %d", len(s.Messages), total)
+	case "LIST":
+		var b strings.Builder
+		b.WriteString("+OK\r\n")
+		for i, m := range s.Messages {
+			fmt.Fprintf(&b, "%d %d\r\n", i+1, len(m.Data))
+		}
+		fmt.Fprint(conn, b.String()+".\r\n")
+	case "UIDL":
+		if s.NoUIDL {
+			reply("-ERR command not supported")
+			return
+		}
+		var b strings.Builder
+		b.WriteString("+OK\r\n")
+		for i, m := range s.Messages {
+			fmt.Fprintf(&b, "%d %s\r\n", i+1, m.UID)
+		}
+		fmt.Fprint(conn, b.String()+".\r\n")
+	case "RETR":
+		n, ok := s.msg(arg)
+		if !ok {
+			reply("-ERR no such message")
+			return
+		}
+		s.mu.Lock()
+		s.Retrs++
+		s.mu.Unlock()
+		reply("+OK %d octets", len(s.Messages[n-1].Data))
+		conn.Write(Stuff(s.Messages[n-1].Data))
+	case "RSET":
+		reply("+OK")
+	default:
+		reply("-ERR unknown command")
+	}
+}

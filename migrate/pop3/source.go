@@ -1,0 +1,196 @@
+package pop3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mailmove/mailmove/migrate"
+)
+
+// SourceConfig says where and as whom to read a POP3 mailbox.
+type SourceConfig struct {
+	Addr     string // host:port
+	User     string
+	Password func() (string, error) // asked once per login, never stored here
+	Options  Options
+	// Flags are given to every message: POP3 keeps none of its own. mailmove
+	// passes `\Seen`: mail left on a POP3 server has been downloaded already.
+	Flags []string
+}
+
+// Source reads a POP3 mailbox. It never deletes anything.
+type Source struct {
+	cfg   SourceConfig
+	c     *Client
+	notes []string
+	// uidOf maps this session's message numbers to UIDLs, so a reconnect
+	// (where numbers may shift) can find the right message again.
+	uidOf map[int]string
+	numOf map[string]int
+}
+
+var _ migrate.Source = (*Source)(nil)
+
+// NewSource returns a source; it connects on first use.
+func NewSource(cfg SourceConfig) *Source { return &Source{cfg: cfg} }
+
+// Describe implements migrate.Source.
+func (s *Source) Describe() string {
+	scheme := "pop3s"
+	if s.cfg.Options.TLS != TLSImplicit {
+		scheme = "pop3"
+	}
+	return scheme + "://" + s.cfg.User + "@" + s.cfg.Addr
+}
+
+// Notes reports what the user should know about this mailbox.
+func (s *Source) Notes() []string { return s.notes }
+
+func (s *Source) connect(ctx context.Context) error {
+	if s.c != nil {
+		return nil
+	}
+	c, err := Dial(ctx, s.cfg.Addr, s.cfg.Options)
+	if err != nil {
+		return classify(fmt.Errorf("connect to %s: %w", s.cfg.Addr, err))
+	}
+	pass, err := s.cfg.Password()
+	if err != nil {
+		c.Close()
+		return &migrate.Fatal{Err: err}
+	}
+	if err := c.Auth(s.cfg.User, pass); err != nil {
+		c.Close()
+		if errors.Is(err, ErrAuth) {
+			// Never retried: ISPs lock accounts after repeated failures.
+			return &migrate.Fatal{Err: fmt.Errorf("%s refused the login of %s: %w", s.cfg.Addr, s.cfg.User, err)}
+		}
+		return err
+	}
+	s.c = c
+	return nil
+}
+
+// classify marks certificate failures fatal: retrying cannot fix them.
+func classify(err error) error {
+	if migrate.CertError(err) {
+		return &migrate.Fatal{Err: err}
+	}
+	return err
+}
+
+// drop abandons the session after an error so the next call reconnects.
+func (s *Source) drop() {
+	if s.c != nil {
+		s.c.Close()
+		s.c = nil
+	}
+}
+
+// List implements migrate.Source.
+func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
+	if err := s.connect(ctx); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, s.drop)
+	defer stop()
+	infos, err := s.c.List()
+	if err != nil {
+		s.drop()
+		return nil, err
+	}
+	uids, err := s.c.UIDL()
+	if errors.Is(err, ErrNoUIDL) {
+		s.notes = append(s.notes, "the POP3 server has no UIDL: messages are recognised by their content, so every run reads every message")
+		uids, err = nil, nil
+	}
+	if err != nil {
+		s.drop()
+		return nil, err
+	}
+	s.uidOf, s.numOf = uids, make(map[string]int, len(uids))
+	seen := make(map[string]bool, len(uids))
+	out := make([]migrate.Entry, 0, len(infos))
+	for _, in := range infos {
+		e := migrate.Entry{Num: in.Num, Size: in.Size}
+		if u, ok := uids[in.Num]; ok && !seen[u] {
+			e.ID = "uidl:" + u
+			seen[u] = true
+			s.numOf[u] = in.Num
+		} else if ok {
+			s.notes = append(s.notes, fmt.Sprintf("the POP3 server gives UIDL %q to two messages: the second is recognised by its content", u))
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Retrieve implements migrate.Source.
+func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(*migrate.Incoming) error) error {
+	reconnected := s.c == nil
+	if err := s.connect(ctx); err != nil {
+		return err
+	}
+	if reconnected && s.uidOf != nil {
+		// Message numbers belong to a session: map the UIDLs again.
+		uids, err := s.c.UIDL()
+		if err != nil {
+			s.drop()
+			return err
+		}
+		s.uidOf, s.numOf = uids, make(map[string]int, len(uids))
+		for n, u := range uids {
+			s.numOf[u] = n
+		}
+	}
+	stop := context.AfterFunc(ctx, s.drop)
+	defer stop()
+	for _, e := range entries {
+		num := e.Num
+		if len(e.ID) > 5 && e.ID[:5] == "uidl:" {
+			n, ok := s.numOf[e.ID[5:]]
+			if !ok {
+				// Gone from the server since it was listed (another client took it).
+				continue
+			}
+			num = n
+		}
+		r, err := s.c.Retr(num)
+		if err != nil {
+			var perr *Error
+			if errors.As(err, &perr) {
+				// The server refused this one message; the session is still
+				// in step. It stays on the server and is tried next run.
+				err = &migrate.Permanent{Err: fmt.Errorf("the POP3 server would not send message %d: %w", num, err)}
+				if err := fn(&migrate.Incoming{Entry: e, Err: err}); err != nil {
+					return err
+				}
+				continue
+			}
+			s.drop()
+			return fmt.Errorf("retrieve message %d: %w", num, err)
+		}
+		in := &migrate.Incoming{Entry: e, R: r, Flags: s.cfg.Flags}
+		if err := fn(in); err != nil {
+			s.drop() // the body may be half read: the session is out of step
+			return err
+		}
+		if err := s.c.open.drain(); err != nil {
+			s.drop()
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements migrate.Source: it ends the session with QUIT.
+func (s *Source) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	err := s.c.Quit()
+	s.c = nil
+	return err
+}
+

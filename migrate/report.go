@@ -1,0 +1,79 @@
+package migrate
+
+import "time"
+
+// Action is what the pipeline did, or in a dry-run would do, with a message.
+type Action string
+
+const (
+	ActCopied      Action = "copied"
+	ActWouldCopy   Action = "would-copy"   // dry-run
+	ActAlreadyDone Action = "already-done" // the checkpoint says so: not even downloaded
+	ActPresent     Action = "present"      // the destination already holds it
+	ActDuplicate   Action = "duplicate"    // same content as another message of this migration
+	ActFailed      Action = "failed"       // not copied: see Reason; kept locally
+)
+
+// Event reports the decision taken for one message.
+type Event struct {
+	Seq         int       `json:"seq"`
+	ID          string    `json:"id"`
+	Action      Action    `json:"action"`
+	Reason      string    `json:"reason,omitempty"`
+	Folder      string    `json:"folder,omitempty"`
+	Size        int64     `json:"size,omitempty"`
+	Date        time.Time `json:"date,omitzero"`
+	DateSource  string    `json:"date_source,omitempty"`
+	Flags       []string  `json:"flags,omitempty"`
+	Dropped     []string  `json:"dropped_flags,omitempty"`
+	MessageID   string    `json:"message_id,omitempty"`
+	Subject     string    `json:"subject,omitempty"`
+	UID         uint32    `json:"uid,omitempty"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+}
+
+// Summary counts what a run did.
+type Summary struct {
+	Source         string        `json:"source"`
+	Destination    string        `json:"destination"`
+	Run            string        `json:"run"`
+	DryRun         bool          `json:"dry_run"`
+	KeepDuplicates bool          `json:"keep_duplicates"`
+	Listed         int           `json:"listed"`
+	Copied         int           `json:"copied"`
+	AlreadyDone    int           `json:"already_done"`
+	Present        int           `json:"present"`
+	Duplicates     int           `json:"duplicates"`
+	Failed         int           `json:"failed"`
+	Reconciled     int           `json:"reconciled_pending"`
+	Bytes          int64         `json:"bytes"`
+	Elapsed        time.Duration `json:"elapsed_ns"`
+	Interrupted    bool          `json:"interrupted"`
+	Notes          []string      `json:"notes,omitempty"`
+}
+
+// Rate returns messages copied per second.
+func (s Summary) Rate() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Copied) / s.Elapsed.Seconds()
+}
+
+// Observer is told of the run's progress. Calls come from one goroutine.
+type Observer interface {
+	// Planned is called once the source is listed: messages and bytes still
+	// to read, and how many the checkpoint already has done.
+	Planned(todo int, bytes int64, done int)
+	// Message is called once per source message with the decision taken.
+	Message(Event)
+	// Note reports something the user should know about the whole run.
+	Note(string)
+}
+
+// NopObserver ignores everything.
+type NopObserver struct{}
+
+func (NopObserver) Planned(int, int64, int) {}
+func (NopObserver) Message(Event)           {}
+func (NopObserver) Note(string)             {}

@@ -1,0 +1,98 @@
+package mime
+
+import (
+	"bytes"
+	"io"
+)
+
+// CRLFWriter passes a message through to W with every line break (LF or a lone
+// CR) written as CRLF, as IMAP APPEND requires (RFC 3501 section 6.3.11), and
+// guarantees the message ends with a line break once Close is called. It
+// counts the bytes it writes. A message that is already CRLF passes unchanged.
+type CRLFWriter struct {
+	W io.Writer
+	N int64 // bytes written to W
+
+	afterCR bool
+	last    byte // last byte written, 0 before the first
+}
+
+func (c *CRLFWriter) out(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := c.W.Write(b)
+	c.N += int64(n)
+	c.last = b[len(b)-1]
+	return err
+}
+
+func (c *CRLFWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if c.afterCR {
+			c.afterCR = false
+			if p[0] == '\n' {
+				if err := c.out([]byte{'\n'}); err != nil {
+					return 0, err
+				}
+				p = p[1:]
+				continue
+			}
+			// A lone CR: complete it.
+			if err := c.out([]byte{'\n'}); err != nil {
+				return 0, err
+			}
+		}
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			return n, c.out(p)
+		}
+		if err := c.out(p[:i]); err != nil {
+			return 0, err
+		}
+		if p[i] == '\r' {
+			if err := c.out([]byte{'\r'}); err != nil {
+				return 0, err
+			}
+			c.afterCR = true
+		} else if err := c.out([]byte{'\r', '\n'}); err != nil {
+			return 0, err
+		}
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// Close completes a pending CR and adds a final CRLF when the message lacks one.
+// It does not close W.
+func (c *CRLFWriter) Close() error {
+	if c.afterCR {
+		c.afterCR = false
+		return c.out([]byte{'\n'})
+	}
+	if c.last != 0 && c.last != '\n' {
+		return c.out([]byte{'\r', '\n'})
+	}
+	return nil
+}
+
+// IsCRLF reports whether every line break in b is a CRLF and b ends with one.
+func IsCRLF(b []byte) bool {
+	if len(b) == 0 || !bytes.HasSuffix(b, []byte{'\r', '\n'}) {
+		return false
+	}
+	for i, c := range b {
+		switch c {
+		case '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return false
+			}
+		case '\r':
+			if i+1 >= len(b) || b[i+1] != '\n' {
+				return false
+			}
+		}
+	}
+	return true
+}

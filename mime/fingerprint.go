@@ -1,0 +1,219 @@
+package mime
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"io"
+)
+
+// Fingerprint identifies a message's content independently of where it is
+// stored: it ignores line-ending style (CRLF, LF or CR), trailing line breaks,
+// and the bookkeeping header fields that mail clients and sync tools add to
+// record their own state (see Bookkeeping).
+type Fingerprint [sha256.Size]byte
+
+// String returns the fingerprint in lower-case hex.
+func (f Fingerprint) String() string { return hex.EncodeToString(f[:]) }
+
+// IsZero reports whether f is the zero value (no fingerprint computed).
+func (f Fingerprint) IsZero() bool { return f == Fingerprint{} }
+
+// ParseFingerprint decodes the form returned by String.
+func ParseFingerprint(s string) (Fingerprint, bool) {
+	var f Fingerprint
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(f) {
+		return f, false
+	}
+	copy(f[:], b)
+	return f, true
+}
+
+// bookkeeping lists, lower-cased, the header fields that describe a mail
+// client's or a mail store's state rather than the message itself.
+var bookkeeping = map[string]bool{
+	"status":            true, // mutt, pine: R/O
+	"x-status":          true, // mutt, pine: A/F/T/D
+	"x-keywords":        true, // mutt, Dovecot mbox
+	"x-mozilla-status":  true, // Thunderbird flag bits
+	"x-mozilla-status2": true,
+	"x-mozilla-keys":    true, // Thunderbird tags
+	"x-uidl":            true, // POP3 clients remember the UIDL here
+	"x-uid":             true, // Dovecot and UW mbox
+	"x-imap":            true, // UW IMAP's first-message bookkeeping
+	"x-imapbase":        true,
+	"x-tuid":            true, // mbsync marks every message it copies
+	"content-length":    true, // mboxcl and mboxcl2 add it on save
+	"lines":             true, // mboxcl2
+}
+
+// Bookkeeping reports whether the header field name (any case) records a mail
+// client's state rather than the message's content.
+func Bookkeeping(name string) bool {
+	if len(name) > 20 {
+		return false
+	}
+	var b [20]byte
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return bookkeeping[string(b[:len(name)])]
+}
+
+// Fingerprinter computes a Fingerprint from a message streamed through Write
+// in chunks of any size. The zero value is not usable: call NewFingerprinter.
+type Fingerprinter struct {
+	h hash.Hash
+
+	inBody    bool
+	lineStart bool
+	afterCR   bool   // last byte was CR: a following LF belongs to the same break
+	breaks    int    // line breaks not yet hashed (dropped if they end the message)
+	naming    bool   // collecting a header field name at the start of a line
+	name      []byte // the field name collected so far
+	skipField bool   // the current header field (with its continuations) is bookkeeping
+}
+
+// NewFingerprinter returns a Fingerprinter ready for the first byte of a message.
+func NewFingerprinter() *Fingerprinter {
+	return &Fingerprinter{h: sha256.New(), lineStart: true, name: make([]byte, 0, 32)}
+}
+
+// Fingerprint reads r to its end and returns its fingerprint.
+func FingerprintOf(r io.Reader) (Fingerprint, error) {
+	f := NewFingerprinter()
+	if _, err := io.Copy(f, r); err != nil {
+		return Fingerprint{}, err
+	}
+	return f.Sum(), nil
+}
+
+// FingerprintBytes returns the fingerprint of b.
+func FingerprintBytes(b []byte) Fingerprint {
+	f := NewFingerprinter()
+	f.Write(b)
+	return f.Sum()
+}
+
+// Sum returns the fingerprint of everything written so far.
+func (f *Fingerprinter) Sum() Fingerprint {
+	if f.naming {
+		// A last header line with no colon and no line break: hash what it held.
+		f.emit(f.name)
+	}
+	var out Fingerprint
+	copy(out[:], f.h.Sum(nil))
+	return out
+}
+
+func (f *Fingerprinter) emit(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	for ; f.breaks > 0; f.breaks-- {
+		f.h.Write([]byte{'\n'})
+	}
+	f.h.Write(b)
+}
+
+// lineBreak records one line break; CRLF, LF and a lone CR each count once.
+func (f *Fingerprinter) lineBreak() {
+	if !f.skipField || f.inBody {
+		f.breaks++
+	}
+	f.lineStart = true
+}
+
+// Write never fails.
+func (f *Fingerprinter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if f.afterCR {
+			f.afterCR = false
+			if p[0] == '\n' {
+				p = p[1:]
+				continue
+			}
+		}
+		if f.inBody {
+			i := bytes.IndexAny(p, "\r\n")
+			if i < 0 {
+				f.emit(p)
+				return n, nil
+			}
+			f.emit(p[:i])
+			f.afterCR = p[i] == '\r'
+			f.lineBreak()
+			p = p[i+1:]
+			continue
+		}
+		p = f.header(p)
+	}
+	return n, nil
+}
+
+// header consumes header bytes up to and including the next line break and
+// returns the rest.
+func (f *Fingerprinter) header(p []byte) []byte {
+	if f.lineStart {
+		f.lineStart = false
+		switch p[0] {
+		case '\r', '\n':
+			// The empty line that separates the header from the body.
+			f.skipField = false
+			f.inBody = true
+			f.afterCR = p[0] == '\r'
+			f.lineBreak()
+			return p[1:]
+		case ' ', '\t':
+			// A continuation line keeps the decision taken for its field.
+		default:
+			f.naming = true
+			f.name = f.name[:0]
+			f.skipField = false
+		}
+	}
+	if f.naming {
+		for i, c := range p {
+			switch {
+			case c == ':':
+				f.naming = false
+				f.skipField = Bookkeeping(string(f.name))
+				if !f.skipField {
+					f.emit(f.name)
+				}
+				return f.headerRest(p[i:])
+			case c == '\r' || c == '\n' || len(f.name) >= 64:
+				// Not a field name: hash it as it stands.
+				f.naming = false
+				f.emit(f.name)
+				return f.headerRest(p[i:])
+			}
+			f.name = append(f.name, c)
+		}
+		return nil
+	}
+	return f.headerRest(p)
+}
+
+func (f *Fingerprinter) headerRest(p []byte) []byte {
+	i := bytes.IndexAny(p, "\r\n")
+	if i < 0 {
+		if !f.skipField {
+			f.emit(p)
+		}
+		return nil
+	}
+	if !f.skipField {
+		f.emit(p[:i])
+	}
+	f.afterCR = p[i] == '\r'
+	f.lineBreak()
+	return p[i+1:]
+}

@@ -1,0 +1,148 @@
+// Package store is mailmove's checkpoint: a bbolt database, one per
+// source/destination pair, recording what happened to every source message.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/mailmove/mailmove/migrate"
+)
+
+var (
+	bucketMsgs = []byte("messages")     // id → Record (JSON)
+	bucketFP   = []byte("fingerprints") // folder \x00 fingerprint → id
+	bucketMeta = []byte("meta")
+)
+
+// Store is a checkpoint in one file. Every Put is committed and fsynced before
+// it returns.
+type Store struct {
+	db *bolt.DB
+}
+
+var _ migrate.Checkpoint = (*Store)(nil)
+
+// Open opens or creates the state file at path (mode 0600, its directory
+// 0700). When another process holds it, Open fails at once with
+// migrate.ErrLocked. readOnly opens an existing file without changing it.
+func Open(path string, readOnly bool) (*Store, error) {
+	if !readOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 500 * time.Millisecond, ReadOnly: readOnly})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w", path, migrate.ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	// bbolt applies the mode only when it creates the file.
+	if !readOnly {
+		os.Chmod(path, 0o600)
+	}
+	s := &Store{db: db}
+	if !readOnly {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketMsgs, bucketFP, bucketMeta} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("init state %s: %w", path, err)
+		}
+	}
+	return s, nil
+}
+
+// Close releases the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func fpKey(folder, fp string) []byte { return []byte(folder + "\x00" + fp) }
+
+// Records implements migrate.Checkpoint.
+func (s *Store) Records(fn func(migrate.Record) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMsgs)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r migrate.Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("record %q: %w", k, err)
+			}
+			return fn(r)
+		})
+	})
+}
+
+// Get implements migrate.Checkpoint.
+func (s *Store) Get(id string) (migrate.Record, bool, error) {
+	var r migrate.Record
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMsgs)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(v, &r)
+	})
+	return r, ok, err
+}
+
+// Put implements migrate.Checkpoint.
+func (s *Store) Put(r migrate.Record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		msgs, fps := tx.Bucket(bucketMsgs), tx.Bucket(bucketFP)
+		if old := msgs.Get([]byte(r.ID)); old != nil {
+			var o migrate.Record
+			if json.Unmarshal(old, &o) == nil && o.Fingerprint != "" && (o.Folder != r.Folder || o.Fingerprint != r.Fingerprint || !r.State.Final()) {
+				k := fpKey(o.Folder, o.Fingerprint)
+				if string(fps.Get(k)) == r.ID {
+					fps.Delete(k)
+				}
+			}
+		}
+		if (r.State == migrate.Copied || r.State == migrate.Present) && r.Fingerprint != "" {
+			if err := fps.Put(fpKey(r.Folder, r.Fingerprint), []byte(r.ID)); err != nil {
+				return err
+			}
+		}
+		return msgs.Put([]byte(r.ID), v)
+	})
+}
+
+// ByFingerprint implements migrate.Checkpoint.
+func (s *Store) ByFingerprint(folder, fp string) (string, bool, error) {
+	var id string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketFP); b != nil {
+			id = string(b.Get(fpKey(folder, fp)))
+		}
+		return nil
+	})
+	return id, id != "", err
+}
