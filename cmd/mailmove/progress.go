@@ -33,10 +33,12 @@ func (m *Main) observers() (migrate.Observer, func(migrate.Summary, error) error
 		if m.dryRun {
 			w = m.Stdout
 		}
-		obs = append(obs, &table{w: w})
+		obs = append(obs, &table{w: w, notes: m.dryRun})
+	}
+	if !m.quiet && !m.dryRun {
+		obs = append(obs, notes{m.Stderr})
 	}
 	if !m.quiet {
-		obs = append(obs, notes{m.Stderr})
 		if !m.dryRun {
 			p := newProgress(m.Stderr)
 			obs = append(obs, p)
@@ -50,7 +52,7 @@ func (m *Main) observers() (migrate.Observer, func(migrate.Summary, error) error
 				first = e
 			}
 		}
-		printSummary(m.Stdout, sum)
+		printSummary(m.Stdout, sum, err)
 		return first
 	}
 	return obs, finish, nil
@@ -85,6 +87,7 @@ func (n notes) Note(s string)         { fmt.Fprintln(n.w, "note:", s) }
 // table prints one readable line per message.
 type table struct {
 	w      io.Writer
+	notes  bool // a dry-run's table carries the notes: they are part of the plan
 	header bool
 }
 
@@ -92,7 +95,11 @@ func (t *table) Planned(todo int, bytes int64, done int) {
 	fmt.Fprintf(t.w, "%d message(s) to read (%s), %d already done\n", todo, human(bytes), done)
 }
 
-func (t *table) Note(string) {}
+func (t *table) Note(s string) {
+	if t.notes {
+		fmt.Fprintln(t.w, "note:", s)
+	}
+}
 
 func (t *table) Message(ev migrate.Event) {
 	if !t.header {
@@ -296,7 +303,7 @@ func (p *progress) stop() {
 	})
 }
 
-func printSummary(w io.Writer, s migrate.Summary) {
+func printSummary(w io.Writer, s migrate.Summary, err error) {
 	copied := "copied"
 	if s.DryRun {
 		copied = "would copy"
@@ -312,7 +319,7 @@ func printSummary(w io.Writer, s migrate.Summary) {
 	}
 	if s.Interrupted {
 		fmt.Fprintln(w, "interrupted: run the same command again to carry on")
-	} else if s.Copied == 0 && s.Failed == 0 && !s.DryRun {
+	} else if err == nil && s.Copied == 0 && s.Failed == 0 && !s.DryRun {
 		fmt.Fprintln(w, "nothing to copy: everything is at the destination")
 	}
 }

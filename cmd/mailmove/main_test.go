@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	imapv2 "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailmove/mailmove/internal/dovecottest"
+	"github.com/mailmove/mailmove/migrate"
+	"github.com/mailmove/mailmove/mime"
+)
+
+var dovecot *dovecottest.Server
+
+// TestMain runs the test binary as mailmove itself when asked to, so the
+// crash tests can SIGKILL a real process; otherwise it starts one Dovecot
+// for all the tests of this package.
+func TestMain(m *testing.M) {
+	if os.Getenv("MAILMOVE_AS_MAIN") == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	// Never read the developer's own configuration or state.
+	home, err := os.MkdirTemp("", "mailmove-xdg-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
+	os.Setenv("XDG_STATE_HOME", filepath.Join(home, "state"))
+	code := dovecottest.Main(m, &dovecot)
+	os.RemoveAll(home)
+	os.Exit(code)
+}
+
+// pair is a POP3 source account and an IMAP destination account.
+type pair struct {
+	srv      *dovecottest.Server
+	src, dst dovecottest.User
+	state    string
+	msgs     [][]byte
+}
+
+func newPair(t *testing.T, msgs [][]byte) *pair {
+	t.Helper()
+	srv := dovecottest.Need(t, dovecot)
+	src, err := srv.AddUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := srv.AddUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Seed(src, msgs); err != nil {
+		t.Fatal(err)
+	}
+	return &pair{srv: srv, src: src, dst: dst, state: filepath.Join(t.TempDir(), "state.db"), msgs: msgs}
+}
+
+func (p *pair) args(extra ...string) []string {
+	return append([]string{
+		"--from", "pop3s://" + p.src.Name + "@" + p.srv.POP3S,
+		"--to", "imaps://" + p.dst.Name + "@" + p.srv.IMAPS,
+		"--ca-file", p.srv.CAFile, "--state", p.state,
+		"--quiet",
+	}, extra...)
+}
+
+func (p *pair) env() []string {
+	return []string{"MAILMOVE_FROM_PASSWORD=" + p.src.Password, "MAILMOVE_TO_PASSWORD=" + p.dst.Password}
+}
+
+// runMain runs mailmove in-process.
+func (p *pair) runMain(t *testing.T, args ...string) (migrate.Summary, string, error) {
+	t.Helper()
+	t.Setenv("MAILMOVE_FROM_PASSWORD", p.src.Password)
+	t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out}
+	if err := m.ParseFlags(args); err != nil {
+		t.Fatalf("flags: %v", err)
+	}
+	sum, err := m.Run(context.Background())
+	return sum, out.String(), err
+}
+
+// stored is one message read back from the destination.
+type stored struct {
+	body  []byte
+	flags []imapv2.Flag
+	date  time.Time
+}
+
+func (p *pair) fetchAll(t *testing.T, user dovecottest.User, folder string) []stored {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.srv.CAPEM)
+	c, err := imapclient.DialTLS(p.srv.IMAPS, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user.Name, user.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.Select(folder, &imapv2.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data.NumMessages == 0 {
+		return nil
+	}
+	sec := &imapv2.FetchItemBodySection{Peek: true}
+	bufs, err := c.Fetch(imapv2.SeqSet{imapv2.SeqRange{Start: 1, Stop: 0}}, &imapv2.FetchOptions{
+		Flags: true, InternalDate: true, BodySection: []*imapv2.FetchItemBodySection{sec},
+	}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]stored, len(bufs))
+	for i, b := range bufs {
+		out[i] = stored{body: b.FindBodySection(sec), flags: b.Flags, date: b.InternalDate}
+	}
+	return out
+}
+
+// crlf normalises line endings as mailmove sends them.
+func crlf(b []byte) []byte {
+	var out bytes.Buffer
+	w := &mime.CRLFWriter{W: &out}
+	w.Write(b)
+	w.Close()
+	return out.Bytes()
+}
+
+// checkExactlyOnce verifies the destination holds every distinct source
+// message once, byte-identical apart from line endings, and nothing else.
+func checkExactlyOnce(t *testing.T, msgs [][]byte, got []stored) {
+	t.Helper()
+	want := map[string]int{}
+	for _, m := range msgs {
+		want[string(crlf(m))] = 1 // identical duplicates collapse to one
+	}
+	have := map[string]int{}
+	for _, s := range got {
+		have[string(s.body)]++
+	}
+	missing, doubled, foreign := 0, 0, 0
+	for k := range want {
+		switch have[k] {
+		case 0:
+			missing++
+		case 1:
+		default:
+			doubled++
+		}
+	}
+	for k := range have {
+		if want[k] == 0 {
+			foreign++
+		}
+	}
+	if missing+doubled+foreign > 0 {
+		t.Fatalf("destination: %d missing, %d doubled, %d not from the source (want %d distinct, have %d stored)",
+			missing, doubled, foreign, len(want), len(got))
+	}
+}
+
+func distinct(msgs [][]byte) int {
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		seen[string(crlf(m))] = true
+	}
+	return len(seen)
+}

@@ -1,0 +1,382 @@
+// Package dovecottest starts a real Dovecot 2.3 (IMAP and POP3, with TLS from
+// a generated certificate authority) on 127.0.0.1 high ports for integration
+// tests, and creates throwaway mail users in it. It never touches
+// /etc/dovecot. Dovecot must be installed (make test does it with apt-get);
+// when it is missing or cannot start, tests are skipped, except under CI=true,
+// where they fail.
+package dovecottest
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Server is a running Dovecot.
+type Server struct {
+	Dir    string
+	CAFile string // PEM of the CA that signed the server certificate
+	CAPEM  []byte
+
+	IMAP, IMAPS, POP3, POP3S string // host:port
+
+	conf   string
+	mu     sync.Mutex
+	nUsers int
+}
+
+// User is a mail account in the running Dovecot.
+type User struct {
+	Name, Password, Home string
+}
+
+const uid = 1000 // mail files' owner; Dovecot refuses root
+
+// Start starts Dovecot in a temporary directory. Call Stop when done.
+func Start() (*Server, error) {
+	bin, err := exec.LookPath("dovecot")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/dovecot", "/usr/local/sbin/dovecot"} {
+			if _, e := os.Stat(p); e == nil {
+				bin, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d): %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("starting dovecot needs root")
+	}
+	dir, err := os.MkdirTemp("", "mailmove-dovecot-")
+	if err != nil {
+		return nil, err
+	}
+	os.Chmod(dir, 0o755)
+	s := &Server{Dir: dir, conf: filepath.Join(dir, "dovecot.conf")}
+	if err := s.writeCerts(); err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, err
+	}
+	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
+	s.IMAP, s.IMAPS, s.POP3, s.POP3S = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3])
+	for _, d := range []string{"run", "state", "homes"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "passwd"), nil, 0o644); err != nil {
+		return nil, err
+	}
+	dh := ""
+	if _, err := os.Stat("/usr/share/dovecot/dh.pem"); err == nil {
+		dh = "ssl_dh = </usr/share/dovecot/dh.pem"
+	}
+	conf := fmt.Sprintf(confTemplate, dir, dh, ports[0], ports[1], ports[2], ports[3])
+	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	// Not CombinedOutput: the daemon's children would hold the pipe open.
+	outPath := filepath.Join(dir, "start.out")
+	outFile, err := os.Create(outPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-c", s.conf)
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	err = cmd.Run()
+	outFile.Close()
+	out, _ := os.ReadFile(outPath)
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+		return nil, fmt.Errorf("dovecot did not start: %v: %s %s", err, out, log)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, a := range []string{s.IMAP, s.IMAPS, s.POP3, s.POP3S} {
+		for {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				s.Stop()
+				log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+				return nil, fmt.Errorf("dovecot is not listening on %s: %s", a, log)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return s, nil
+}
+
+// Stop stops Dovecot and removes its directory.
+func (s *Server) Stop() {
+	s.Kill()
+	os.RemoveAll(s.Dir)
+}
+
+// Kill stops Dovecot, keeping its mail, so Restart can bring it back.
+func (s *Server) Kill() {
+	pid, err := os.ReadFile(filepath.Join(s.Dir, "run", "master.pid"))
+	if err != nil {
+		return
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
+	if p, err := os.FindProcess(n); err == nil && n > 0 {
+		p.Signal(os.Interrupt)
+		for i := 0; i < 100; i++ {
+			if p.Signal(syscall0) != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// Log returns Dovecot's log so far, for test failures.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "dovecot.log"))
+	return string(b)
+}
+
+// AddUser creates a fresh mail user with an empty mailbox.
+func (s *Server) AddUser() (User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nUsers++
+	u := User{
+		Name:     fmt.Sprintf("user%d@example.test", s.nUsers),
+		Password: fmt.Sprintf("pw-%d-%x", s.nUsers, time.Now().UnixNano()),
+		Home:     filepath.Join(s.Dir, "homes", strconv.Itoa(s.nUsers)),
+	}
+	for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
+		p := filepath.Join(u.Home, d)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return u, err
+		}
+		os.Chown(p, uid, uid)
+	}
+	f, err := os.OpenFile(filepath.Join(s.Dir, "passwd"), os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return u, err
+	}
+	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s\n", u.Name, u.Password, uid, uid, u.Home)
+	f.Close()
+	// Dovecot notices a changed passwd-file by its mtime, in whole seconds:
+	// give every version its own.
+	mt := time.Unix(1_000_000_000+int64(s.nUsers), 0)
+	os.Chtimes(filepath.Join(s.Dir, "passwd"), mt, mt)
+	return u, err
+}
+
+// Seed puts messages straight into the user's INBOX (the POP3 mailbox), in
+// order, faster than any protocol. Each message's mtime (its INTERNALDATE) is
+// a second after the previous one.
+func (s *Server) Seed(u User, msgs [][]byte) error {
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, m := range msgs {
+		name := fmt.Sprintf("%d.M%dP%d.mailmove-test", base.Unix()+int64(i), i, os.Getpid())
+		tmp := filepath.Join(u.Home, "Maildir", "tmp", name)
+		if err := os.WriteFile(tmp, m, 0o600); err != nil {
+			return err
+		}
+		os.Chown(tmp, uid, uid)
+		t := base.Add(time.Duration(i) * time.Second)
+		os.Chtimes(tmp, t, t)
+		if err := os.Rename(tmp, filepath.Join(u.Home, "Maildir", "new", name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var out []int
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}
+
+func (s *Server) writeCerts() error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailmove test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	s.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	s.CAFile = filepath.Join(s.Dir, "ca.pem")
+	var chain bytes.Buffer
+	pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
+	if err := os.WriteFile(s.CAFile, s.CAPEM, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "cert.pem"), chain.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.Dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+}
+
+// Main is for TestMain: it starts one Dovecot for the package's tests, runs
+// them, and stops it. Under CI=true a Dovecot that cannot start fails the run.
+func Main(m *testing.M, srv **Server) int {
+	s, err := Start()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, "FAIL: Dovecot is required under CI=true:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "note: Dovecot tests will be skipped:", err)
+	} else {
+		*srv = s
+		defer s.Stop()
+	}
+	return m.Run()
+}
+
+// Need returns the package's Dovecot or skips the test when there is none
+// (Main already failed the run under CI=true).
+func Need(t testing.TB, s *Server) *Server {
+	t.Helper()
+	if s == nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("Dovecot is required under CI=true")
+		}
+		t.Skip("Dovecot is not available")
+	}
+	return s
+}
+
+const confTemplate = `
+base_dir = %[1]s/run
+state_dir = %[1]s/state
+log_path = %[1]s/dovecot.log
+info_log_path = %[1]s/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <%[1]s/cert.pem
+ssl_key = <%[1]s/key.pem
+ssl_min_protocol = TLSv1.2
+%[2]s
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+first_valid_uid = 500
+mail_location = maildir:~/Maildir
+mail_fsync = never
+pop3_uidl_format = %%08Xu%%08Xv
+mail_max_userip_connections = 50
+passdb {
+  driver = passwd-file
+  args = %[1]s/passwd
+}
+userdb {
+  driver = passwd-file
+  args = %[1]s/passwd
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Junk {
+    special_use = \Junk
+    auto = create
+  }
+  mailbox Sent {
+    special_use = \Sent
+    auto = create
+  }
+  mailbox Trash {
+    special_use = \Trash
+    auto = create
+  }
+  mailbox Drafts {
+    special_use = \Drafts
+    auto = create
+  }
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %[3]d
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = %[4]d
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = %[5]d
+  }
+  inet_listener pop3s {
+    address = 127.0.0.1
+    port = %[6]d
+    ssl = yes
+  }
+}
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+`
