@@ -44,7 +44,10 @@ func SanitizeFlags(flags, permanent []string) (kept, dropped []string) {
 			// system flags are kept; keywords are not guaranteed.
 			return strings.HasPrefix(f, `\`)
 		}
-		return anyKeyword && !strings.HasPrefix(f, `\`) || slices.ContainsFunc(permanent, func(p string) bool {
+		// `\*` lets a client create keywords; a server offering that keeps
+		// system flags too, even when it forgets to list them (go-imap's
+		// in-memory server does).
+		return anyKeyword || slices.ContainsFunc(permanent, func(p string) bool {
 			return strings.EqualFold(p, f)
 		})
 	}

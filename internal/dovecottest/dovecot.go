@@ -7,15 +7,7 @@
 package dovecottest
 
 import (
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -25,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailmove/mailmove/internal/testcert"
 )
 
 // Server is a running Dovecot.
@@ -229,50 +223,19 @@ func freePorts(n int) ([]int, error) {
 }
 
 func (s *Server) writeCerts() error {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p, err := testcert.New()
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	ca := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailmove test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	s.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	s.CAPEM = p.CAPEM
 	s.CAFile = filepath.Join(s.Dir, "ca.pem")
-	var chain bytes.Buffer
-	pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
-	if err := os.WriteFile(s.CAFile, s.CAPEM, 0o644); err != nil {
+	if err := os.WriteFile(s.CAFile, p.CAPEM, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(s.Dir, "cert.pem"), chain.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(s.Dir, "cert.pem"), p.CertPEM, 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(s.Dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+	return os.WriteFile(filepath.Join(s.Dir, "key.pem"), p.KeyPEM, 0o600)
 }
 
 // Main is for TestMain: it starts one Dovecot for the package's tests, runs

@@ -247,7 +247,9 @@ func (d *Destination) Mailbox(ctx context.Context, name string, create bool) (mi
 		for _, f := range data.PermanentFlags {
 			info.Permanent = append(info.Permanent, string(f))
 		}
-		if data.PermanentFlags == nil {
+		if data.PermanentFlags == nil || d.cfg.ReadOnly {
+			// EXAMINE always answers an empty PERMANENTFLAGS (nothing may
+			// change in a read-only session): the dry-run cannot know more.
 			info.Permanent = nil
 		}
 		return nil

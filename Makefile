@@ -1,0 +1,50 @@
+# mailmove: the two set-up commands are `make demo` (zero set-up beyond Go)
+# and `make test` (installs and starts what it needs: Dovecot from Debian).
+
+GO ?= go
+export CI
+
+.PHONY: all build demo test vet unit dovecot fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o mailmove ./cmd/mailmove
+
+demo:
+	$(GO) run ./cmd/mailmove demo
+
+vet:
+	$(GO) vet ./...
+
+# Dovecot for the integration tests. Under CI=true a failed install is an
+# error; elsewhere the tests that need Dovecot are skipped without it.
+dovecot:
+	@if command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; then \
+		echo "dovecot: $$(/usr/sbin/dovecot --version 2>/dev/null || dovecot --version)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing dovecot-imapd and dovecot-pop3d"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd dovecot-pop3d >/dev/null \
+		|| { echo "dovecot install failed"; [ "$$CI" != true ] || exit 1; }; \
+	elif [ "$$CI" = true ]; then \
+		echo "CI=true: dovecot is required and cannot be installed (need root and apt-get)"; exit 1; \
+	else \
+		echo "dovecot not installed: integration tests will be skipped"; \
+	fi
+
+test: vet dovecot
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+# Short fuzzing of every parser of untrusted bytes (not part of make test).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDotReader -fuzztime $(FUZZTIME) ./migrate/pop3
+	$(GO) test -run '^$$' -fuzz FuzzClientReplies -fuzztime $(FUZZTIME) ./migrate/pop3
+	$(GO) test -run '^$$' -fuzz FuzzFingerprint -fuzztime $(FUZZTIME) ./mime
+	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) ./mime
+
+bench: dovecot
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -f mailmove
