@@ -42,6 +42,7 @@ type Server struct {
 	Failures int // refused logins
 	Retrs    int // RETR commands answered +OK
 	wg       sync.WaitGroup
+	conns    map[net.Conn]bool
 }
 
 // Start listens on 127.0.0.1:0 and serves until Close.
@@ -61,11 +62,20 @@ func (s *Server) Start() (addr string, err error) {
 			s.mu.Lock()
 			s.sessions++
 			n := s.sessions
+			if s.conns == nil {
+				s.conns = map[net.Conn]bool{}
+			}
+			s.conns[c] = true
 			s.mu.Unlock()
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				defer c.Close()
+				defer func() {
+					c.Close()
+					s.mu.Lock()
+					delete(s.conns, c)
+					s.mu.Unlock()
+				}()
 				s.serve(c, n)
 			}()
 		}
@@ -73,9 +83,14 @@ func (s *Server) Start() (addr string, err error) {
 	return s.ln.Addr().String(), nil
 }
 
-// Close stops listening and waits for sessions to end.
+// Close stops listening, ends every session and waits for them.
 func (s *Server) Close() {
 	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
 	s.wg.Wait()
 }
 

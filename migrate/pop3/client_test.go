@@ -1,0 +1,304 @@
+package pop3_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailmove/mailmove/internal/testcert"
+	"github.com/mailmove/mailmove/migrate"
+	"github.com/mailmove/mailmove/migrate/pop3"
+	"github.com/mailmove/mailmove/migrate/pop3/pop3test"
+)
+
+type fixture struct {
+	srv  *pop3test.Server
+	addr string
+	opts pop3.Options
+}
+
+func start(t *testing.T, srv *pop3test.Server) *fixture { return startTLS(t, srv, true) }
+
+// startTLS starts srv; withTLS false gives a server that knows no TLS at all.
+func startTLS(t *testing.T, srv *pop3test.Server, withTLS bool) *fixture {
+	t.Helper()
+	certs, err := testcert.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withTLS {
+		if srv.TLS, err = certs.TLSConfig(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srv.User == "" {
+		srv.User, srv.Pass = "jean", "secret"
+	}
+	addr, err := srv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certs.CAPEM)
+	mode := pop3.TLSImplicit
+	if srv.STLS {
+		mode = pop3.TLSStartTLS
+	}
+	return &fixture{srv: srv, addr: addr, opts: pop3.Options{
+		TLS: mode, TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, Timeout: 5 * time.Second,
+	}}
+}
+
+func (f *fixture) source(pass string) *pop3.Source {
+	return f.track(pop3.NewSource(pop3.SourceConfig{
+		Addr: f.addr, User: f.srv.User, Options: f.opts,
+		Password: func() (string, error) { return pass, nil },
+	}))
+}
+
+var opened []*pop3.Source
+
+func (f *fixture) track(s *pop3.Source) *pop3.Source {
+	opened = append(opened, s)
+	return s
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range opened {
+		s.Close()
+	}
+	os.Exit(code)
+}
+
+// collect reads every message through the Source, as the pipeline does.
+func collect(t *testing.T, s *pop3.Source) ([]migrate.Entry, [][]byte, []error) {
+	t.Helper()
+	entries, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies [][]byte
+	var errs []error
+	err = s.Retrieve(context.Background(), entries, func(in *migrate.Incoming) error {
+		if in.Err != nil {
+			errs = append(errs, in.Err)
+			bodies = append(bodies, nil)
+			return nil
+		}
+		b, err := io.ReadAll(in.R)
+		bodies = append(bodies, b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries, bodies, errs
+}
+
+func withCRLF(b []byte) []byte {
+	if bytes.HasSuffix(b, []byte("\r\n")) {
+		return b
+	}
+	return append(append([]byte{}, b...), "\r\n"...)
+}
+
+// TestRetrByteExact serves the contents that break other POP3 clients and
+// checks each arrives byte for byte.
+func TestRetrByteExact(t *testing.T) {
+	long := strings.Repeat("x", 4096)
+	cases := map[string]string{
+		"dot lines":          "Subject: dots\r\n\r\n.\r\n..\r\n.x\r\n. \r\n...\r\nend\r\n",
+		"4096 then dot":      "Subject: a\r\n\r\n" + long + "\r\n.\r\nafter\r\n",
+		"4094 then dot":      "Subject: a\r\n\r\n" + long[:4094] + "\r\n.\r\n.\r\n",
+		"dot at 4096 offset": "Subject: b\r\n\r\n" + long[:4096-len("Subject: b\r\n\r\n")-2] + "\r\n.\r\nz\r\n",
+		"line over 64 KB":    "Subject: c\r\n\r\n" + strings.Repeat("y", 200<<10) + "\r\n.\r\n",
+		"LF only":            "Subject: d\n\n.\nline\n..\n",
+		"no final CRLF":      "Subject: e\r\n\r\nlast line",
+		"starts with dot":    ".Subject: f\r\n\r\nx\r\n",
+		"8-bit and NUL":      "Subject: \xe9t\xe9\r\n\r\n\x00\x01\xff\r\n",
+	}
+	var srv pop3test.Server
+	var names []string
+	for name, body := range cases {
+		names = append(names, name)
+		srv.Messages = append(srv.Messages, pop3test.Message{UID: fmt.Sprintf("u%d", len(names)), Data: []byte(body)})
+	}
+	f := start(t, &srv)
+	_, got, errs := collect(t, f.source("secret"))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for i, name := range names {
+		if want := withCRLF([]byte(cases[name])); !bytes.Equal(got[i], want) {
+			t.Errorf("%s: got %d bytes, want %d; differ at %d", name, len(got[i]), len(want), firstDiff(got[i], want))
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func TestNoUIDL(t *testing.T) {
+	srv := &pop3test.Server{NoUIDL: true, Messages: []pop3test.Message{{Data: []byte("Subject: a\r\n\r\nx\r\n")}}}
+	f := start(t, srv)
+	s := f.source("secret")
+	entries, _, _ := collect(t, s)
+	if entries[0].ID != "" || len(s.Notes()) == 0 || !strings.Contains(s.Notes()[0], "no UIDL") {
+		t.Fatalf("entries %+v notes %q", entries, s.Notes())
+	}
+}
+
+func TestErrMidSession(t *testing.T) {
+	srv := &pop3test.Server{Messages: []pop3test.Message{
+		{UID: "a", Data: []byte("Subject: 1\r\n\r\n1\r\n")},
+		{UID: "b", Data: []byte("Subject: 2\r\n\r\n2\r\n")},
+		{UID: "c", Data: []byte("Subject: 3\r\n\r\n3\r\n")},
+	}}
+	srv.Hook = func(conn net.Conn, session int, cmd string) bool {
+		if cmd == "RETR 2" {
+			fmt.Fprint(conn, "-ERR [SYS/TEMP] message locked\r\n")
+			return true
+		}
+		return false
+	}
+	f := start(t, srv)
+	_, bodies, errs := collect(t, f.source("secret"))
+	var perm *migrate.Permanent
+	if len(errs) != 1 || !errors.As(errs[0], &perm) || !strings.Contains(errs[0].Error(), "message locked") {
+		t.Fatalf("errors %v", errs)
+	}
+	if string(bodies[2]) != "Subject: 3\r\n\r\n3\r\n" {
+		t.Fatalf("the session lost step after -ERR: %q", bodies[2])
+	}
+}
+
+func TestDroppedConnection(t *testing.T) {
+	data := "Subject: big\r\n\r\n" + strings.Repeat("line of text\r\n", 5000)
+	srv := &pop3test.Server{Messages: []pop3test.Message{{UID: "a", Data: []byte(data)}}}
+	srv.Hook = func(conn net.Conn, session int, cmd string) bool {
+		if cmd == "RETR 1" && session == 1 {
+			fmt.Fprint(conn, "+OK\r\n")
+			conn.Write(pop3test.Stuff([]byte(data))[:30000])
+			conn.Close()
+			return true
+		}
+		return false
+	}
+	f := start(t, srv)
+	s := f.source("secret")
+	entries, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Retrieve(context.Background(), entries, func(in *migrate.Incoming) error {
+		_, err := io.ReadAll(in.R)
+		return err
+	})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a cut message gave %v, want io.ErrUnexpectedEOF", err)
+	}
+	// The next call reconnects and gets the whole message.
+	var got []byte
+	err = s.Retrieve(context.Background(), entries, func(in *migrate.Incoming) error {
+		got, err = io.ReadAll(in.R)
+		return err
+	})
+	if err != nil || string(got) != data {
+		t.Fatalf("after reconnect: %v, %d bytes", err, len(got))
+	}
+	if logins, _, _ := srv.Counts(); logins != 2 {
+		t.Fatalf("%d logins, want 2", logins)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	for _, sasl := range []bool{false, true} {
+		srv := &pop3test.Server{SASL: sasl}
+		f := start(t, srv)
+		_, err := f.source("wrong").List(context.Background())
+		var fatal *migrate.Fatal
+		if !errors.As(err, &fatal) || !errors.Is(err, pop3.ErrAuth) || strings.Contains(err.Error(), "wrong") {
+			t.Fatalf("sasl=%v: %v", sasl, err)
+		}
+		if _, failures, _ := srv.Counts(); failures != 1 {
+			t.Fatalf("sasl=%v: %d login attempts, want 1", sasl, failures)
+		}
+		if _, err := f.source("secret").List(context.Background()); err != nil {
+			t.Fatalf("sasl=%v: good password: %v", sasl, err)
+		}
+	}
+}
+
+func TestSTLS(t *testing.T) {
+	srv := &pop3test.Server{STLS: true, Messages: []pop3test.Message{{UID: "a", Data: []byte("Subject: a\r\n\r\nx\r\n")}}}
+	f := start(t, srv)
+	_, bodies, _ := collect(t, f.source("secret"))
+	if len(bodies) != 1 {
+		t.Fatal("no message over STLS")
+	}
+
+	// A server without STLS is refused when STLS is required: the password
+	// is never sent in clear.
+	plain := &pop3test.Server{Messages: srv.Messages}
+	f2 := startTLS(t, plain, false)
+	f2.opts.TLS = pop3.TLSStartTLS
+	_, err := f2.source("secret").List(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "STLS") {
+		t.Fatalf("got %v", err)
+	}
+	if logins, failures, _ := plain.Counts(); logins+failures != 0 {
+		t.Fatal("credentials were sent without TLS")
+	}
+}
+
+func TestUntrustedCertificate(t *testing.T) {
+	f := start(t, &pop3test.Server{})
+	f.opts.TLSConfig = &tls.Config{ServerName: "127.0.0.1"} // system roots only
+	_, err := f.source("secret").List(context.Background())
+	var fatal *migrate.Fatal
+	if !errors.As(err, &fatal) || !migrate.CertError(err) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestStalledServer(t *testing.T) {
+	srv := &pop3test.Server{Messages: []pop3test.Message{{UID: "a", Data: []byte("Subject: a\r\n\r\nx\r\n")}}}
+	srv.Hook = func(conn net.Conn, session int, cmd string) bool {
+		if cmd == "RETR 1" {
+			fmt.Fprint(conn, "+OK\r\nSubject: a\r\n")
+			time.Sleep(2 * time.Second) // then nothing more
+			return true
+		}
+		return false
+	}
+	f := start(t, srv)
+	f.opts.Timeout = 300 * time.Millisecond
+	s := f.source("secret")
+	entries, _ := s.List(context.Background())
+	begin := time.Now()
+	err := s.Retrieve(context.Background(), entries, func(in *migrate.Incoming) error {
+		_, err := io.ReadAll(in.R)
+		return err
+	})
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || time.Since(begin) > 1500*time.Millisecond {
+		t.Fatalf("stall gave %v after %v", err, time.Since(begin))
+	}
+}
