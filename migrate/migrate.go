@@ -89,7 +89,8 @@ type Destination interface {
 	// and create is true. Idempotent.
 	Mailbox(ctx context.Context, name string, create bool) (MailboxInfo, error)
 	// Scan calls fn once for every message the folder holds. A folder that
-	// does not exist holds nothing.
+	// does not exist holds nothing. fn must not call the Destination: the
+	// listing is still arriving on the same connection.
 	Scan(ctx context.Context, folder string, fn func(Existing) error) error
 	// FetchBody writes the whole content of one message to w.
 	FetchBody(ctx context.Context, folder string, uid uint32, w io.Writer) error

@@ -1,0 +1,258 @@
+package migrate_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	imapv2 "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/mailmove/mailmove/internal/testcert"
+	"github.com/mailmove/mailmove/migrate"
+	"github.com/mailmove/mailmove/migrate/imap"
+	"github.com/mailmove/mailmove/migrate/pop3"
+	"github.com/mailmove/mailmove/migrate/pop3/pop3test"
+	"github.com/mailmove/mailmove/store"
+)
+
+type env struct {
+	pop   *pop3test.Server
+	src   *pop3.Source
+	dst   *imap.Destination
+	state *store.Store
+	dir   string
+}
+
+func newEnv(t *testing.T, msgs []string) *env {
+	t.Helper()
+	certs, err := testcert.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, _ := certs.TLSConfig()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certs.CAPEM)
+	clientTLS := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+
+	pop := &pop3test.Server{User: "u", Pass: "p", TLS: serverTLS}
+	for i, m := range msgs {
+		pop.Messages = append(pop.Messages, pop3test.Message{UID: fmt.Sprintf("m%d", i), Data: []byte(m)})
+	}
+	popAddr, err := pop.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pop.Close)
+
+	mem := imapmemserver.New()
+	user := imapmemserver.NewUser("u", "p")
+	user.Create("INBOX", nil)
+	mem.AddUser(user)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps: imapv2.CapSet{imapv2.CapIMAP4rev1: {}, imapv2.CapUIDPlus: {}},
+	})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{pop: pop, dir: dir, state: st,
+		src: pop3.NewSource(pop3.SourceConfig{Addr: popAddr, User: "u", Password: func() (string, error) { return "p", nil },
+			Options: pop3.Options{TLSConfig: clientTLS, Timeout: 5 * time.Second}, Flags: []string{`\Seen`}}),
+		dst: imap.New(imap.Config{Addr: ln.Addr().String(), User: "u", Password: func() (string, error) { return "p", nil },
+			TLSConfig: clientTLS, Timeout: 5 * time.Second}),
+	}
+	t.Cleanup(func() { e.src.Close(); e.dst.Close(); st.Close() })
+	return e
+}
+
+func (e *env) run(t *testing.T, d migrate.Destination) migrate.Summary {
+	t.Helper()
+	if d == nil {
+		d = e.dst
+	}
+	sum, err := migrate.Run(context.Background(), e.src, d, e.state, migrate.Options{
+		Backoff: 10 * time.Millisecond, Keep: migrate.DirKeeper{Dir: filepath.Join(e.dir, "kept")}, Run: "test",
+	})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return sum
+}
+
+func (e *env) inbox(t *testing.T) []string {
+	t.Helper()
+	var uids []uint32
+	err := e.dst.Scan(context.Background(), "INBOX", func(x migrate.Existing) error {
+		uids = append(uids, x.UID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, uid := range uids {
+		var b strings.Builder
+		if err := e.dst.FetchBody(context.Background(), "INBOX", uid, &b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func msg(i int, mid bool) string {
+	h := fmt.Sprintf("From: a@b\r\nSubject: message %d\r\nDate: Mon, 1 Jan 2024 10:%02d:00 +0000\r\n", i, i%60)
+	if mid {
+		h += fmt.Sprintf("Message-ID: <%d@test>\r\n", i)
+	}
+	return h + "\r\nbody " + strings.Repeat("x", i*100) + "\r\n"
+}
+
+func TestPendingReconciled(t *testing.T) {
+	msgs := []string{msg(1, true), msg(2, false), msg(3, true)}
+	e := newEnv(t, msgs)
+	// A crash between APPEND and its record: message 1 is at the destination
+	// and pending in the state; message 3 is pending but never arrived.
+	body := migrate.BodyFromBytes([]byte(msgs[0]))
+	if _, err := e.dst.Append(context.Background(), "INBOX", migrate.Outgoing{Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"uidl:m0", "uidl:m2"} {
+		m := []byte(msgs[i*2])
+		e.state.Put(migrate.Record{ID: id, State: migrate.Pending, Folder: "INBOX", Size: int64(len(m)),
+			Fingerprint: fpOf(m), Key: keyOf(m), MessageID: fmt.Sprintf("%d@test", i*2+1)})
+	}
+	sum := e.run(t, nil)
+	if sum.Reconciled != 1 || sum.Copied != 2 || sum.Present != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	got := e.inbox(t)
+	slices.Sort(got)
+	want := slices.Clone(msgs)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("destination holds %d messages, want each of %d once", len(got), len(msgs))
+	}
+}
+
+// lostReply appends for real, then reports a dropped connection: the
+// ambiguous case where the server stored the message but its OK was lost.
+type lostReply struct {
+	migrate.Destination
+	times int
+}
+
+func (l *lostReply) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	a, err := l.Destination.Append(ctx, folder, m)
+	if err == nil && l.times > 0 {
+		l.times--
+		return migrate.Appended{}, errors.New("read tcp: connection reset by peer")
+	}
+	return a, err
+}
+
+func TestLostAppendReplyNotDoubled(t *testing.T) {
+	msgs := []string{msg(1, true), msg(2, false), msg(3, true)}
+	e := newEnv(t, msgs)
+	sum := e.run(t, &lostReply{Destination: e.dst, times: 2})
+	if sum.Copied != 3 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if got := e.inbox(t); len(got) != 3 {
+		t.Fatalf("destination holds %d messages, want 3", len(got))
+	}
+}
+
+// refuser refuses messages whose subject says so, as a server refuses a
+// message it cannot parse.
+type refuser struct{ migrate.Destination }
+
+func (r refuser) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	b, _ := io.ReadAll(m.Body.Open())
+	if strings.Contains(string(b), "message 2") {
+		return migrate.Appended{}, &migrate.Permanent{Err: errors.New("NO [PARSE] cannot parse message")}
+	}
+	return r.Destination.Append(ctx, folder, m)
+}
+
+func TestRefusedMessageKept(t *testing.T) {
+	msgs := []string{msg(1, true), msg(2, true), msg(3, true)}
+	e := newEnv(t, msgs)
+	sum := e.run(t, refuser{e.dst})
+	if sum.Copied != 2 || sum.Failed != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	kept, err := os.ReadFile(filepath.Join(e.dir, "kept", "uidl_m1.eml"))
+	if err != nil || string(kept) != msgs[1] {
+		t.Fatalf("refused message not kept whole: %v", err)
+	}
+	if st, _ := os.Stat(filepath.Join(e.dir, "kept")); st.Mode().Perm() != 0o700 {
+		t.Fatalf("kept dir mode %v", st.Mode())
+	}
+	rec, _, _ := e.state.Get("uidl:m1")
+	if rec.State != migrate.Failed || !strings.Contains(rec.Reason, "PARSE") {
+		t.Fatalf("record %+v", rec)
+	}
+	// The next run tries it again (the user may have fixed the cause).
+	sum = e.run(t, nil)
+	if sum.Copied != 1 || sum.AlreadyDone != 2 {
+		t.Fatalf("second run %+v", sum)
+	}
+}
+
+func TestDuplicateAndPresent(t *testing.T) {
+	a, b := msg(1, true), msg(2, false)
+	// The same message twice in the mailbox, once with LF endings and a
+	// client's Status header: one content.
+	lf := strings.ReplaceAll("Status: RO\r\n"+a, "\r\n", "\n")
+	e := newEnv(t, []string{a, lf, b})
+	// b is already at the destination, put there by another tool.
+	e.dst.Append(context.Background(), "INBOX", migrate.Outgoing{Body: migrate.BodyFromBytes([]byte(b))})
+	sum := e.run(t, nil)
+	if sum.Copied != 1 || sum.Duplicates != 1 || sum.Present != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if got := e.inbox(t); len(got) != 2 {
+		t.Fatalf("destination holds %d, want 2", len(got))
+	}
+}
+
+func TestSanitizeFlags(t *testing.T) {
+	all := []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`, `\*`}
+	cases := []struct {
+		in, perm, kept, dropped []string
+	}{
+		{[]string{`\seen`, `\Recent`, `$Junk`, `bad word`, `(x`, `\Seen`}, all, []string{`\Seen`, `$Junk`}, []string{`\Recent`, `bad word`, `(x`}},
+		{[]string{`\Seen`, `$Junk`}, []string{`\Seen`}, []string{`\Seen`}, []string{`$Junk`}},
+		{[]string{`\Flagged`, `$Forwarded`}, nil, []string{`\Flagged`}, []string{`$Forwarded`}},
+		{[]string{`$label1`, `\Bogus`}, []string{`\*`}, []string{`$label1`}, []string{`\Bogus`}},
+	}
+	for _, c := range cases {
+		kept, dropped := migrate.SanitizeFlags(c.in, c.perm)
+		if !slices.Equal(kept, c.kept) || !slices.Equal(dropped, c.dropped) {
+			t.Errorf("%v with %v: kept %v dropped %v; want %v %v", c.in, c.perm, kept, dropped, c.kept, c.dropped)
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package mime
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFingerprintEquivalences(t *testing.T) {
+	base := "From: a@b\r\nSubject: hi\r\nMessage-ID: <1@x>\r\n\r\nline 1\r\nline 2\r\n"
+	same := map[string]string{
+		"LF endings":          strings.ReplaceAll(base, "\r\n", "\n"),
+		"CR endings":          strings.ReplaceAll(base, "\r\n", "\r"),
+		"no final newline":    strings.TrimSuffix(base, "\r\n"),
+		"extra final newline": base + "\r\n",
+		"mutt Status":         "Status: RO\r\nX-Status: A\r\n" + base,
+		"Thunderbird":         "From: a@b\r\nX-Mozilla-Status: 0001\r\nX-Mozilla-Status2: 00000000\r\nX-Mozilla-Keys: $label1                \r\nSubject: hi\r\nMessage-ID: <1@x>\r\n\r\nline 1\r\nline 2\r\n",
+		"folded bookkeeping":  "X-Keywords: a\r\n b\r\n\tc\r\n" + base,
+		"X-UIDL any case":     "x-uidl: 123\r\n" + base,
+		"mbsync X-TUID":       "From: a@b\r\nSubject: hi\r\nX-TUID: abcdef\r\nMessage-ID: <1@x>\r\n\r\nline 1\r\nline 2\r\n",
+	}
+	want := FingerprintBytes([]byte(base))
+	for name, v := range same {
+		if got := FingerprintBytes([]byte(v)); got != want {
+			t.Errorf("%s: fingerprint differs", name)
+		}
+	}
+	differ := map[string]string{
+		"body changed":         strings.Replace(base, "line 2", "line 3", 1),
+		"header changed":       strings.Replace(base, "hi", "ho", 1),
+		"Status in body":       base + "Status: RO\r\n",
+		"blank line moved":     "From: a@b\r\n\r\nSubject: hi\r\nMessage-ID: <1@x>\r\nline 1\r\nline 2\r\n",
+		"line joined":          strings.Replace(base, "line 1\r\nline 2", "line 1line 2", 1),
+		"X-Status-like header": "X-Statusx: 1\r\n" + base,
+	}
+	for name, v := range differ {
+		if FingerprintBytes([]byte(v)) == want {
+			t.Errorf("%s: fingerprint should differ", name)
+		}
+	}
+}
+
+// FuzzFingerprint: no panic, and the same bytes in any chunking give the
+// same fingerprint, as the pipeline streams in chunks of any size.
+func FuzzFingerprint(f *testing.F) {
+	f.Add([]byte("Status: RO\r\nA: b\r\n c\r\n\r\nbody\r\n"), 3)
+	f.Add([]byte("\r\n\r\n\r"), 1)
+	f.Fuzz(func(t *testing.T, data []byte, chunk int) {
+		want := FingerprintBytes(data)
+		if chunk <= 0 {
+			chunk = 1
+		}
+		fp := NewFingerprinter()
+		for p := data; len(p) > 0; {
+			n := min(chunk%64+1, len(p))
+			fp.Write(p[:n])
+			p = p[n:]
+		}
+		if fp.Sum() != want {
+			t.Fatal("fingerprint depends on chunking")
+		}
+		var crlf bytes.Buffer
+		w := &CRLFWriter{W: &crlf}
+		w.Write(data)
+		w.Close()
+		if !bytes.Contains(data, []byte{'\r'}) && FingerprintBytes(crlf.Bytes()) != want {
+			t.Fatal("CRLF normalisation changed the fingerprint")
+		}
+	})
+}
+
+func FuzzParseHeader(f *testing.F) {
+	f.Add([]byte("A: b\r\n c\r\nD:e\r\n\r\nbody"))
+	f.Add([]byte(":\r\n \r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h := ParseHeader(data)
+		end := HeaderEnd(data)
+		if end < 0 || end > len(data) {
+			t.Fatalf("HeaderEnd %d out of range", end)
+		}
+		MessageID(h)
+		ArrivalDate(h, time.Now())
+	})
+}
+
+func TestParseHeader(t *testing.T) {
+	h := ParseHeader([]byte("Subject: a\r\n  folded\r\nmessage-id:  <x@y> \r\nReceived: one\r\nReceived: two\r\n\r\nBody: not a header\r\n"))
+	if got := h.Get("SUBJECT"); got != "a  folded" {
+		t.Errorf("Subject %q", got)
+	}
+	if got := MessageID(h); got != "x@y" {
+		t.Errorf("Message-ID %q", got)
+	}
+	if got := h.Values("received"); len(got) != 2 || got[0] != "one" {
+		t.Errorf("Received %q", got)
+	}
+	if h.Get("Body") != "" {
+		t.Error("a body line was read as a header field")
+	}
+	if n := HeaderEnd([]byte("A: b\nC: d\n\nbody")); n != 11 {
+		t.Errorf("HeaderEnd %d, want 11", n)
+	}
+}
+
+func TestArrivalDate(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name, header string
+		want         string
+		src          DateSource
+	}{
+		{"topmost Received", "Received: from a by b; Tue, 19 Aug 2025 09:12:44 +0200\r\nReceived: from c by d; Mon, 18 Aug 2025 01:00:00 +0000\r\nDate: Sun, 17 Aug 2025 00:00:00 +0000\r\n", "2025-08-19T07:12:44Z", DateReceived},
+		{"Received with comment", "Received: by x; Tue, 19 Aug 2025 09:12:44 +0200 (CEST)\r\n", "2025-08-19T07:12:44Z", DateReceived},
+		{"Received without date falls to Date", "Received: by x\r\nDate: Sun, 17 Aug 2025 10:00:00 +0000\r\n", "2025-08-17T10:00:00Z", DateHeader},
+		{"broken Received date falls to Date", "Received: by x; yesterday\r\nDate: 17 Aug 2025 10:00:00 GMT\r\n", "2025-08-17T10:00:00Z", DateHeader},
+		{"future date refused", "Date: Sun, 17 Aug 2031 10:00:00 +0000\r\n", "2026-01-01T00:00:00Z", DateRunTime},
+		{"asctime Date", "Date: Thu Aug 22 13:17:22 2002\r\n", "2002-08-22T13:17:22Z", DateHeader},
+		{"nothing", "Subject: x\r\n", "2026-01-01T00:00:00Z", DateRunTime},
+	}
+	for _, c := range cases {
+		got, src := ArrivalDate(ParseHeader([]byte(c.header+"\r\n")), now)
+		if got.UTC().Format(time.RFC3339) != c.want || src != c.src {
+			t.Errorf("%s: got %v (%s), want %s (%s)", c.name, got.UTC().Format(time.RFC3339), src, c.want, c.src)
+		}
+	}
+}
+
+func TestCRLFWriter(t *testing.T) {
+	cases := map[string]string{
+		"a\r\nb\r\n": "a\r\nb\r\n",
+		"a\nb\n":     "a\r\nb\r\n",
+		"a\rb":       "a\r\nb\r\n",
+		"a\r":        "a\r\n",
+		"a":          "a\r\n",
+		"":           "",
+		"a\r\r\nb":   "a\r\n\r\nb\r\n",
+	}
+	for in, want := range cases {
+		for chunk := 1; chunk <= 3; chunk++ {
+			var out bytes.Buffer
+			w := &CRLFWriter{W: &out}
+			for p := []byte(in); len(p) > 0; {
+				n := min(chunk, len(p))
+				w.Write(p[:n])
+				p = p[n:]
+			}
+			w.Close()
+			if out.String() != want || w.N != int64(len(want)) {
+				t.Errorf("%q in chunks of %d: got %q (N=%d), want %q", in, chunk, out.String(), w.N, want)
+			}
+			if want != "" && !IsCRLF(out.Bytes()) {
+				t.Errorf("%q: output not CRLF", in)
+			}
+		}
+	}
+}
