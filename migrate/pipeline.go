@@ -524,4 +524,3 @@ func cmpString(a, b string) int {
 	}
 	return 0
 }
-

@@ -175,4 +175,3 @@ func listDemo(addr string, ca []byte) error {
 	}
 	return nil
 }
-

@@ -139,7 +139,6 @@ func TestStartTLSEndpoints(t *testing.T) {
 		"--from", "pop3://" + p.src.Name + "@" + p.srv.POP3,
 		"--to", "imap://" + p.dst.Name + "@" + p.srv.IMAP,
 		"--ca-file", p.srv.CAFile, "--state", p.state, "--quiet",
-		
 	}
 	sum, out, err := p.runMain(t, args...)
 	if err != nil || sum.Copied != len(msgs) {

@@ -193,4 +193,3 @@ func (s *Source) Close() error {
 	s.c = nil
 	return err
 }
-
