@@ -77,7 +77,7 @@ func Start() (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "passwd"), nil, 0o644); err != nil {
+	if err := s.makeUsers(); err != nil {
 		return nil, err
 	}
 	dh := ""
@@ -152,34 +152,50 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
-// AddUser creates a fresh mail user with an empty mailbox.
+// poolSize users exist before Dovecot starts: Dovecot re-reads a changed
+// passwd-file at most once a second, so a user added while it runs could be
+// refused for a moment.
+const poolSize = 64
+
+func (s *Server) makeUsers() error {
+	f, err := os.OpenFile(filepath.Join(s.Dir, "passwd"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for i := 1; i <= poolSize; i++ {
+		u := s.user(i)
+		for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
+			p := filepath.Join(u.Home, d)
+			if err := os.MkdirAll(p, 0o700); err != nil {
+				return err
+			}
+			os.Chown(p, uid, uid)
+		}
+		if _, err := fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s\n", u.Name, u.Password, uid, uid, u.Home); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) user(i int) User {
+	return User{
+		Name:     fmt.Sprintf("user%d@example.test", i),
+		Password: fmt.Sprintf("pw-%d-%s", i, filepath.Base(s.Dir)),
+		Home:     filepath.Join(s.Dir, "homes", strconv.Itoa(i)),
+	}
+}
+
+// AddUser returns a fresh mail user with an empty mailbox.
 func (s *Server) AddUser() (User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.nUsers >= poolSize {
+		return User{}, fmt.Errorf("dovecottest: all %d users are taken", poolSize)
+	}
 	s.nUsers++
-	u := User{
-		Name:     fmt.Sprintf("user%d@example.test", s.nUsers),
-		Password: fmt.Sprintf("pw-%d-%x", s.nUsers, time.Now().UnixNano()),
-		Home:     filepath.Join(s.Dir, "homes", strconv.Itoa(s.nUsers)),
-	}
-	for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
-		p := filepath.Join(u.Home, d)
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			return u, err
-		}
-		os.Chown(p, uid, uid)
-	}
-	f, err := os.OpenFile(filepath.Join(s.Dir, "passwd"), os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return u, err
-	}
-	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s\n", u.Name, u.Password, uid, uid, u.Home)
-	f.Close()
-	// Dovecot notices a changed passwd-file by its mtime, in whole seconds:
-	// give every version its own.
-	mt := time.Unix(1_000_000_000+int64(s.nUsers), 0)
-	os.Chtimes(filepath.Join(s.Dir, "passwd"), mt, mt)
-	return u, err
+	return s.user(s.nUsers), nil
 }
 
 // Seed puts messages straight into the user's INBOX (the POP3 mailbox), in
