@@ -34,7 +34,7 @@ type env struct {
 	dir   string
 }
 
-func newEnv(t *testing.T, msgs []string) *env {
+func newEnv(t testing.TB, msgs []string) *env {
 	t.Helper()
 	certs, err := testcert.New()
 	if err != nil {
@@ -87,7 +87,7 @@ func newEnv(t *testing.T, msgs []string) *env {
 	return e
 }
 
-func (e *env) run(t *testing.T, d migrate.Destination) migrate.Summary {
+func (e *env) run(t testing.TB, d migrate.Destination) migrate.Summary {
 	t.Helper()
 	if d == nil {
 		d = e.dst
