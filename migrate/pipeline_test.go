@@ -14,10 +14,7 @@ import (
 	"testing"
 	"time"
 
-	imapv2 "github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
-
+	"github.com/mailmove/mailmove/internal/memimap"
 	"github.com/mailmove/mailmove/internal/testcert"
 	"github.com/mailmove/mailmove/migrate"
 	"github.com/mailmove/mailmove/migrate/imap"
@@ -55,22 +52,11 @@ func newEnv(t testing.TB, msgs []string) *env {
 	}
 	t.Cleanup(pop.Close)
 
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser("u", "p")
-	user.Create("INBOX", nil)
-	mem.AddUser(user)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps: imapv2.CapSet{imapv2.CapIMAP4rev1: {}, imapv2.CapUIDPlus: {}},
-	})
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS)
+	imapAddr, stop, err := memimap.Serve(serverTLS, "u", "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(stop)
 
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "state.db"), false)
@@ -80,7 +66,7 @@ func newEnv(t testing.TB, msgs []string) *env {
 	e := &env{pop: pop, dir: dir, state: st,
 		src: pop3.NewSource(pop3.SourceConfig{Addr: popAddr, User: "u", Password: func() (string, error) { return "p", nil },
 			Options: pop3.Options{TLSConfig: clientTLS, Timeout: 5 * time.Second}, Flags: []string{`\Seen`}}),
-		dst: imap.New(imap.Config{Addr: ln.Addr().String(), User: "u", Password: func() (string, error) { return "p", nil },
+		dst: imap.New(imap.Config{Addr: imapAddr, User: "u", Password: func() (string, error) { return "p", nil },
 			TLSConfig: clientTLS, Timeout: 5 * time.Second}),
 	}
 	t.Cleanup(func() { e.src.Close(); e.dst.Close(); st.Close() })

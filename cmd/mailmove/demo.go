@@ -12,10 +12,9 @@ import (
 
 	imapv2 "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/mailmove/mailmove"
+	"github.com/mailmove/mailmove/internal/memimap"
 	"github.com/mailmove/mailmove/internal/testcert"
 	"github.com/mailmove/mailmove/migrate/pop3/pop3test"
 )
@@ -71,24 +70,11 @@ func runDemo(args []string) error {
 	defer pop.Close()
 
 	// The IMAP side: go-imap's in-memory server.
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser("jean.dupont@imap.example", "demo-imap")
-	user.Create("INBOX", nil)
-	mem.AddUser(user)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:   imapv2.CapSet{imapv2.CapIMAP4rev1: {}, imapv2.CapUIDPlus: {}, imapv2.Cap("AUTH=PLAIN"): {}},
-		Logger: nopLogger{},
-	})
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS)
+	imapAddr, stop, err := memimap.Serve(serverTLS, "jean.dupont@imap.example", "demo-imap")
 	if err != nil {
 		return err
 	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	imapAddr := ln.Addr().String()
+	defer stop()
 
 	os.Setenv("MAILMOVE_FROM_PASSWORD", pop.Pass)
 	os.Setenv("MAILMOVE_TO_PASSWORD", "demo-imap")
@@ -135,10 +121,6 @@ func joinArgs(a []string) string {
 	}
 	return s
 }
-
-type nopLogger struct{}
-
-func (nopLogger) Printf(string, ...any) {}
 
 func listDemo(addr string, ca []byte) error {
 	pool := x509.NewCertPool()
