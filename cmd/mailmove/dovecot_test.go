@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,7 +248,11 @@ func TestSIGKILLLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
-	msgs := mailgen.Mailbox(mailgen.Options{Seed: 6, Count: 1500, Duplicates: 0.01})
+	count := 1500
+	if n, err := strconv.Atoi(os.Getenv("MAILMOVE_KILL_COUNT")); err == nil && n > 0 {
+		count = n // a bigger one-off run: MAILMOVE_KILL_COUNT=5000
+	}
+	msgs := mailgen.Mailbox(mailgen.Options{Seed: 6, Count: count, Duplicates: 0.01})
 	p := newPair(t, msgs)
 	seed := uint64(time.Now().UnixNano())
 	r := rand.New(rand.NewPCG(seed, 1))
@@ -284,4 +289,47 @@ func TestSIGKILLLoop(t *testing.T) {
 	if kills == 0 {
 		t.Fatal("no run was killed mid-way: the test proved nothing")
 	}
+}
+
+// TestInterruptExits130 sends SIGTERM and SIGINT to a running mailmove: each
+// must stop cleanly with 130 and leave nothing in flight, and a last run
+// must complete the migration exactly once.
+func TestInterruptExits130(t *testing.T) {
+	msgs := mailgen.Mailbox(mailgen.Options{Seed: 7, Count: 600})
+	p := newPair(t, msgs)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		cmd := exec.Command(os.Args[0], p.args()...)
+		cmd.Env = append(os.Environ(), append(p.env(), "MAILMOVE_AS_MAIN=1")...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(700 * time.Millisecond)
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+			t.Fatalf("%v: got %v, want exit %d\n%s", sig, err, exitInterrupted, out.String())
+		}
+		if !strings.Contains(out.String(), "run the same command again") {
+			t.Fatalf("%v: no resume advice:\n%s", sig, out.String())
+		}
+		s, err := store.Open(p.state, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Records(func(r migrate.Record) error {
+			if r.State == migrate.Pending {
+				t.Errorf("%v: %s left pending: the message in flight was abandoned", sig, r.ID)
+			}
+			return nil
+		})
+		s.Close()
+	}
+	sum, out, err := p.runMain(t, p.args()...)
+	if err != nil || sum.Reconciled != 0 {
+		t.Fatalf("final run: %+v %v\n%s", sum, err, out)
+	}
+	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
 }

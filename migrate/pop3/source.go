@@ -80,6 +80,14 @@ func classify(err error) error {
 	return err
 }
 
+// closeOnCancel closes the connection when ctx ends, to unblock a read in
+// progress; the session's owner then sees the error and drops it. It must
+// not touch s itself: it runs on another goroutine.
+func (s *Source) closeOnCancel(ctx context.Context) func() bool {
+	c := s.c
+	return context.AfterFunc(ctx, func() { c.Close() })
+}
+
 // drop abandons the session after an error so the next call reconnects.
 func (s *Source) drop() {
 	if s.c != nil {
@@ -93,7 +101,7 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, s.drop)
+	stop := s.closeOnCancel(ctx)
 	defer stop()
 	infos, err := s.c.List()
 	if err != nil {
@@ -144,7 +152,7 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 			s.numOf[u] = n
 		}
 	}
-	stop := context.AfterFunc(ctx, s.drop)
+	stop := s.closeOnCancel(ctx)
 	defer stop()
 	for _, e := range entries {
 		num := e.Num
