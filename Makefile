@@ -43,7 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFingerprint -fuzztime $(FUZZTIME) ./mime
 	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) ./mime
 
-bench: dovecot
+bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

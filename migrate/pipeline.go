@@ -295,14 +295,24 @@ func (e *readErr) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// headCapture keeps the first bytes of a message: enough for its header.
-type headCapture struct{ buf []byte }
+// headCapture keeps a message's header (up to the first empty line, at most
+// headMax bytes) as the message streams past, and nothing of the body.
+type headCapture struct {
+	buf  []byte
+	done bool
+}
 
 const headMax = 256 << 10
 
 func (h *headCapture) Write(p []byte) (int, error) {
-	if room := headMax - len(h.buf); room > 0 {
-		h.buf = append(h.buf, p[:min(room, len(p))]...)
+	if h.done {
+		return len(p), nil
+	}
+	h.buf = append(h.buf, p[:min(headMax-len(h.buf), len(p))]...)
+	// Writes come in large chunks (io.Copy), so rescanning is cheap; an
+	// empty line at the very end of buf is seen with the next write.
+	if mime.HeaderEnd(h.buf) < len(h.buf) || len(h.buf) >= headMax {
+		h.done = true
 	}
 	return len(p), nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	imapv2 "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -86,7 +87,7 @@ func runDemo(args []string) error {
 	}
 	os.WriteFile(filepath.Join(dir, "no-config.toml"), nil, 0o600)
 	step := func(title string, extra ...string) error {
-		fmt.Printf("\n=== %s\n$ mailmove %s\n", title, joinArgs(append(extra, "--from", "pop3s://...", "--to", "imaps://...")))
+		fmt.Printf("\n=== %s\n$ mailmove %s\n", title, strings.Join(append(extra, "--from", "pop3s://...", "--to", "imaps://..."), " "))
 		m := &Main{Stdout: os.Stdout, Stderr: os.Stdout}
 		if err := m.ParseFlags(append(append([]string{}, common...), extra...)); err != nil {
 			return err
@@ -109,17 +110,6 @@ func runDemo(args []string) error {
 		return err
 	}
 	return listDemo(imapAddr, certs.CAPEM)
-}
-
-func joinArgs(a []string) string {
-	s := ""
-	for i, x := range a {
-		if i > 0 {
-			s += " "
-		}
-		s += x
-	}
-	return s
 }
 
 func listDemo(addr string, ca []byte) error {

@@ -259,13 +259,7 @@ func TestSIGKILLLoop(t *testing.T) {
 	t.Logf("kill schedule seed %d", seed)
 	kills := 0
 	for i := 0; i < 8; i++ {
-		cmd := exec.Command(os.Args[0], p.args()...)
-		cmd.Env = append(os.Environ(), append(p.env(), "MAILMOVE_AS_MAIN=1")...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, _ := p.startProcess(t)
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
 		select {
@@ -298,13 +292,7 @@ func TestInterruptExits130(t *testing.T) {
 	msgs := mailgen.Mailbox(mailgen.Options{Seed: 7, Count: 600})
 	p := newPair(t, msgs)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(os.Args[0], p.args()...)
-		cmd.Env = append(os.Environ(), append(p.env(), "MAILMOVE_AS_MAIN=1")...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := p.startProcess(t)
 		time.Sleep(700 * time.Millisecond)
 		cmd.Process.Signal(sig)
 		err := cmd.Wait()
@@ -332,4 +320,18 @@ func TestInterruptExits130(t *testing.T) {
 		t.Fatalf("final run: %+v %v\n%s", sum, err, out)
 	}
 	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+}
+
+// startProcess starts mailmove as a real process (this test binary, which
+// TestMain turns into mailmove), with its output collected in out.
+func (p *pair) startProcess(t *testing.T) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], p.args()...)
+	cmd.Env = append(os.Environ(), append(p.env(), "MAILMOVE_AS_MAIN=1")...)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
