@@ -211,18 +211,26 @@ func (r *runner) reconcile(ctx context.Context, pending []Record) error {
 func (r *runner) retrieve(ctx context.Context, todo []Entry) error {
 	failures := 0
 	for len(todo) > 0 {
-		delivered := 0
+		// next is the position after the last message processed. It follows
+		// the entries themselves, not a count, so a retry resumes at the
+		// right place whatever the source did in between.
+		next := 0
 		err := r.src.Retrieve(ctx, todo, func(in *Incoming) error {
 			if err := ctx.Err(); err != nil {
 				return &stopError{err}
 			}
+			e := in.Entry // process may name an unnamed entry
 			if err := r.process(ctx, in); err != nil {
 				return err
 			}
-			delivered++
+			for next < len(todo) && todo[next] != e {
+				next++
+			}
+			next = min(next+1, len(todo))
 			return nil
 		})
-		todo = todo[delivered:]
+		delivered := next
+		todo = todo[next:]
 		if err == nil {
 			return nil
 		}

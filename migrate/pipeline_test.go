@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,7 @@ type env struct {
 	dir   string
 }
 
-func newEnv(t testing.TB, msgs []string) *env {
+func newEnv(t testing.TB, msgs []string, hook ...func(net.Conn, int, string) bool) *env {
 	t.Helper()
 	certs, err := testcert.New()
 	if err != nil {
@@ -43,6 +44,9 @@ func newEnv(t testing.TB, msgs []string) *env {
 	clientTLS := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 
 	pop := &pop3test.Server{User: "u", Pass: "p", TLS: serverTLS}
+	if len(hook) > 0 {
+		pop.Hook = hook[0]
+	}
 	for i, m := range msgs {
 		pop.Messages = append(pop.Messages, pop3test.Message{UID: fmt.Sprintf("m%d", i), Data: []byte(m)})
 	}
@@ -240,5 +244,38 @@ func TestSanitizeFlags(t *testing.T) {
 		if !slices.Equal(kept, c.kept) || !slices.Equal(dropped, c.dropped) {
 			t.Errorf("%v with %v: kept %v dropped %v; want %v %v", c.in, c.perm, kept, dropped, c.kept, c.dropped)
 		}
+	}
+}
+
+// TestResumeAfterVanishedMessage: a message disappears from the POP3 server
+// between two sessions, and the connection drops again later. The vanished
+// message is reported, not skipped in silence, and no message is processed
+// twice when the run resumes.
+func TestResumeAfterVanishedMessage(t *testing.T) {
+	msgs := []string{msg(1, true), msg(2, true), msg(3, true), msg(4, true)}
+	// Message numbers 1-4 carry UIDLs m0-m3. From the second session on, m1
+	// is gone. Session 1 drops during RETR 2, session 2 during RETR 4.
+	e := newEnv(t, msgs, func(conn net.Conn, session int, cmd string) bool {
+		switch {
+		case session >= 2 && cmd == "UIDL":
+			fmt.Fprint(conn, "+OK\r\n1 m0\r\n3 m2\r\n4 m3\r\n.\r\n")
+			return true
+		case session == 1 && cmd == "RETR 2", session == 2 && cmd == "RETR 4":
+			fmt.Fprint(conn, "+OK\r\nSubject: cut")
+			conn.Close()
+			return true
+		}
+		return false
+	})
+	sum := e.run(t, nil)
+	if sum.Copied != 3 || sum.Failed != 1 || sum.Present != 0 || sum.Duplicates != 0 {
+		t.Fatalf("summary %+v: want 3 copied, 1 failed, nothing seen twice", sum)
+	}
+	rec, _, _ := e.state.Get("uidl:m1")
+	if rec.State != migrate.Failed || !strings.Contains(rec.Reason, "no longer on the POP3 server") {
+		t.Fatalf("vanished message record %+v", rec)
+	}
+	if got := e.inbox(t); len(got) != 3 {
+		t.Fatalf("destination holds %d, want 3", len(got))
 	}
 }

@@ -159,7 +159,11 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 		if len(e.ID) > 5 && e.ID[:5] == "uidl:" {
 			n, ok := s.numOf[e.ID[5:]]
 			if !ok {
-				// Gone from the server since it was listed (another client took it).
+				// Gone since it was listed (another client took it): said, not skipped.
+				err := &migrate.Permanent{Err: fmt.Errorf("message %s is no longer on the POP3 server (another client removed it)", e.ID)}
+				if err := fn(&migrate.Incoming{Entry: e, Err: err}); err != nil {
+					return err
+				}
 				continue
 			}
 			num = n
