@@ -22,6 +22,10 @@ type Entry struct {
 	Folder string // the source folder; "" when the source has none (POP3)
 	Size   int64  // as the source announces it; may be approximate
 	Num    int    // the source's own locator (a POP3 message number)
+	Offset int64  // where the message starts in its file (mbox)
+	// Skip, when set, says why this message is deliberately not copied (a
+	// message deleted in the old mail client): it is reported, not read.
+	Skip string
 }
 
 // Incoming is a message being read from a source.
@@ -83,8 +87,18 @@ type Appended struct {
 	UID         uint32
 }
 
+// Folder is a destination folder as the server lists it.
+type Folder struct {
+	Name  string
+	Delim rune     // the hierarchy delimiter; 0 for a flat namespace
+	Attrs []string // special-use and other attributes (`\Junk`, `\Sent`)
+}
+
 // Destination is an IMAP account receiving messages.
 type Destination interface {
+	// Folders lists the folders the account has, with their special-use
+	// attributes (RFC 6154).
+	Folders(ctx context.Context) ([]Folder, error)
 	// Mailbox readies a folder for appending, creating it when it is missing
 	// and create is true. Idempotent.
 	Mailbox(ctx context.Context, name string, create bool) (MailboxInfo, error)
@@ -137,6 +151,7 @@ type Record struct {
 	Date        time.Time `json:"date,omitzero"`
 	DateSource  string    `json:"date_source,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
+	Offset      int64     `json:"offset,omitempty"`
 	Run         string    `json:"run,omitempty"`
 	At          time.Time `json:"at,omitzero"`
 }

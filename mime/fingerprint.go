@@ -41,6 +41,7 @@ var bookkeeping = map[string]bool{
 	"x-mozilla-status2": true,
 	"x-mozilla-keys":    true, // Thunderbird tags
 	"x-uidl":            true, // POP3 clients remember the UIDL here
+	"x-account-key":     true, // Thunderbird: the account that fetched it
 	"x-uid":             true, // Dovecot and UW mbox
 	"x-imap":            true, // UW IMAP's first-message bookkeeping
 	"x-imapbase":        true,

@@ -90,3 +90,47 @@ func ParseHeader(msg []byte) Header {
 	}
 	return h
 }
+
+// RemoveFields returns a raw header without the fields (with their
+// continuation lines) whose names drop selects, and the names removed. Every
+// other byte, malformed lines included, is kept as it is; when nothing is
+// removed the header itself is returned.
+func RemoveFields(header []byte, drop func(name string) bool) ([]byte, []string) {
+	var out []byte
+	var removed []string
+	dropping := false
+	rest := header
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		line := rest
+		if i >= 0 {
+			line = rest[:i+1]
+		}
+		off := len(header) - len(rest)
+		rest = rest[len(line):]
+		if line[0] == ' ' || line[0] == '\t' {
+			if dropping {
+				continue
+			}
+		} else {
+			dropping = false
+			name, _, ok := bytes.Cut(line, []byte{':'})
+			name = bytes.TrimRight(name, " \t")
+			if ok && len(name) > 0 && !bytes.ContainsAny(name, " \t\r\n") && drop(string(name)) {
+				if out == nil {
+					out = append(make([]byte, 0, len(header)), header[:off]...)
+				}
+				dropping = true
+				removed = append(removed, string(name))
+				continue
+			}
+		}
+		if out != nil {
+			out = append(out, line...)
+		}
+	}
+	if out == nil {
+		return header, nil
+	}
+	return out, removed
+}

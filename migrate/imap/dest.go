@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,6 +189,23 @@ func (d *Destination) list(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// Folders implements migrate.Destination.
+func (d *Destination) Folders(ctx context.Context) ([]migrate.Folder, error) {
+	if err := d.list(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]migrate.Folder, 0, len(d.boxes))
+	for name, attrs := range d.boxes {
+		f := migrate.Folder{Name: name, Delim: d.delim}
+		for _, a := range attrs {
+			f.Attrs = append(f.Attrs, string(a))
+		}
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b migrate.Folder) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // canonical returns the server's spelling of name: INBOX is case-insensitive
