@@ -64,6 +64,9 @@ type MailboxInfo struct {
 	Exists      bool     // false only in a dry-run, for a folder that would be created
 	Created     bool     // created by this run
 	Permanent   []string // PERMANENTFLAGS; `\*` means any keyword
+	// FlagsUnknown: the server did not say which flags it keeps (a
+	// read-only session, a folder a dry-run would create).
+	FlagsUnknown bool
 }
 
 // Existing is a message a destination folder already holds.

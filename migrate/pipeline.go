@@ -16,7 +16,10 @@ import (
 
 // Options tune a run. The zero value works: messages go to INBOX.
 type Options struct {
-	Folder         string // destination of messages whose source has no folders
+	Folder string // destination of messages whose source has no folders
+	// FolderMap overrides where source folders go: source path → destination
+	// path, "/" between levels (see PlanFolder).
+	FolderMap      map[string]string
 	KeepDuplicates bool   // copy even what is already copied or present
 	DryRun         bool   // only changes wording: the dry-run decorators do the work
 	SpoolDir       string // where large messages wait; default os.TempDir()
@@ -51,6 +54,7 @@ type runner struct {
 	done  map[string]State
 	idx   map[string]*folderIndex
 	boxes map[string]MailboxInfo
+	plans map[string]FolderPlan // source folder → destination
 	words stdmime.WordDecoder
 }
 
@@ -85,6 +89,7 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 		done:  map[string]State{},
 		idx:   map[string]*folderIndex{},
 		boxes: map[string]MailboxInfo{},
+		plans: map[string]FolderPlan{},
 		words: stdmime.WordDecoder{CharsetReader: charset.Reader},
 	}
 	r.sum = Summary{
@@ -144,9 +149,17 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.reconcile(ctx, pending); err != nil {
 		return err
 	}
+	if err := r.planFolders(ctx, entries); err != nil {
+		return err
+	}
 	var todo []Entry
 	var bytes int64
 	for _, e := range entries {
+		if e.Skip != "" {
+			r.sum.Skipped++
+			r.emit(Event{ID: e.ID, Action: ActSkipped, Reason: e.Skip, Folder: r.destFolder(e.Folder), Size: e.Size})
+			continue
+		}
 		if st, ok := r.done[e.ID]; ok && e.ID != "" {
 			r.sum.AlreadyDone++
 			r.emit(Event{ID: e.ID, Action: ActAlreadyDone, Reason: string(st), Size: e.Size})
@@ -157,6 +170,37 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.opt.Observer.Planned(len(todo), bytes, r.sum.AlreadyDone)
 	return r.retrieve(ctx, todo)
+}
+
+// planFolders decides, before anything is copied, where each source folder
+// goes, and says so: the dry-run shows the same plan.
+func (r *runner) planFolders(ctx context.Context, entries []Entry) error {
+	var names []string
+	for _, e := range entries {
+		if _, ok := r.plans[e.Folder]; !ok && e.Folder != "" {
+			r.plans[e.Folder] = FolderPlan{}
+			names = append(names, e.Folder)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	var dest []Folder
+	err := r.withRetry(ctx, func() error {
+		var err error
+		dest, err = r.dst.Folders(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		p := PlanFolder(name, dest, r.opt.FolderMap)
+		r.plans[name] = p
+		r.sum.Folders = append(r.sum.Folders, p)
+		r.note("folder %q → %q (%s)", p.Source, p.Dest, p.How)
+	}
+	return nil
 }
 
 func (r *runner) list(ctx context.Context) ([]Entry, error) {
@@ -325,13 +369,22 @@ func (h *headCapture) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// destFolder is where messages of a source folder go.
+func (r *runner) destFolder(src string) string {
+	if src == "" {
+		return r.opt.Folder
+	}
+	return r.plans[src].Dest
+}
+
 func (r *runner) process(ctx context.Context, in *Incoming) error {
 	if in.Err != nil {
 		if in.ID == "" {
 			in.ID = fmt.Sprintf("num:%d", in.Num)
 		}
-		rec := Record{ID: in.ID, Folder: in.Folder, Size: in.Size, Run: r.opt.Run}
-		ev := Event{ID: in.ID, Folder: in.Folder, Size: in.Size}
+		folder := r.destFolder(in.Folder)
+		rec := Record{ID: in.ID, Folder: folder, Size: in.Size, Offset: in.Offset, Run: r.opt.Run}
+		ev := Event{ID: in.ID, Folder: folder, Size: in.Size}
 		return r.fail(&rec, &ev, nil, in.Err)
 	}
 	sw := &spoolWriter{dir: r.opt.SpoolDir, limit: r.opt.SpoolLimit}
@@ -370,17 +423,14 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		date, s = mime.ArrivalDate(h, r.opt.Now())
 		dsrc = string(s)
 	}
-	folder := in.Folder
-	if folder == "" {
-		folder = r.opt.Folder
-	}
+	folder := r.destFolder(in.Folder)
 	mid := mime.MessageID(h)
 	subject, derr := r.words.DecodeHeader(h.Get("Subject"))
 	if derr != nil {
 		subject = h.Get("Subject")
 	}
 	rec := Record{
-		ID: id, Folder: folder, Fingerprint: fp, Key: IndexKey(h), Size: body.Size(),
+		ID: id, Folder: folder, Fingerprint: fp, Key: IndexKey(h), Size: body.Size(), Offset: in.Offset,
 		MessageID: mid, Date: date, DateSource: dsrc, Run: r.opt.Run,
 	}
 	ev := Event{
@@ -437,7 +487,13 @@ func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []strin
 			return r.settle(rec, ev, Present, ActPresent, uid, "already in "+box.Name)
 		}
 	}
-	kept, dropped := SanitizeFlags(flags, box.Permanent)
+	perm := box.Permanent
+	if box.FlagsUnknown || !box.Exists {
+		// A dry-run cannot know: assume keywords are kept, as most servers
+		// do; the real run drops (and reports) what the server refuses.
+		perm = []string{`\*`}
+	}
+	kept, dropped := SanitizeFlags(flags, perm)
 	ev.Flags, ev.Dropped = kept, dropped
 	rec.State, rec.At, rec.Reason = Pending, r.opt.Now(), ""
 	if err := r.cp.Put(*rec); err != nil {

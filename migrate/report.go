@@ -12,6 +12,7 @@ const (
 	ActPresent     Action = "present"      // the destination already holds it
 	ActDuplicate   Action = "duplicate"    // same content as another message of this migration
 	ActFailed      Action = "failed"       // not copied: see Reason; kept locally
+	ActSkipped     Action = "skipped"      // deliberately not copied: see Reason (deleted in the old client)
 )
 
 // Event reports the decision taken for one message.
@@ -45,11 +46,13 @@ type Summary struct {
 	Present        int           `json:"present"`
 	Duplicates     int           `json:"duplicates"`
 	Failed         int           `json:"failed"`
+	Skipped        int           `json:"skipped"`
 	Reconciled     int           `json:"reconciled_pending"`
 	Bytes          int64         `json:"bytes"`
 	Elapsed        time.Duration `json:"elapsed_ns"`
 	Interrupted    bool          `json:"interrupted"`
 	Notes          []string      `json:"notes,omitempty"`
+	Folders        []FolderPlan  `json:"folders,omitempty"`
 }
 
 // Rate returns messages copied per second.

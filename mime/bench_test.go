@@ -1,4 +1,4 @@
-package mime
+package mime_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mailmove/mailmove/internal/mailgen"
+	"github.com/mailmove/mailmove/mime"
 )
 
 func BenchmarkFingerprint(b *testing.B) {
@@ -14,7 +15,7 @@ func BenchmarkFingerprint(b *testing.B) {
 	b.SetBytes(int64(len(all)))
 	for b.Loop() {
 		for _, m := range msgs {
-			FingerprintBytes(m)
+			mime.FingerprintBytes(m)
 		}
 	}
 }
@@ -24,7 +25,7 @@ func BenchmarkCRLFWriter(b *testing.B) {
 	all := bytes.Join(msgs, nil)
 	b.SetBytes(int64(len(all)))
 	for b.Loop() {
-		w := &CRLFWriter{W: io.Discard}
+		w := &mime.CRLFWriter{W: io.Discard}
 		w.Write(all)
 		w.Close()
 	}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -32,13 +34,17 @@ type Config struct {
 	Folder         string              `toml:"folder"`
 	CAFile         string              `toml:"ca_file"`
 	AllowPlaintext bool                `toml:"allow_plaintext"`
+	IncludeDeleted bool                `toml:"include_deleted"`
+	MboxFormat     string              `toml:"mbox_format"`
+	FolderMap      map[string]string   `toml:"folder_map"`
 	Endpoints      map[string]Endpoint `toml:"endpoints"`
 }
 
 // Endpoint is one server account, from the config file or a URL.
 type Endpoint struct {
 	Name            string `toml:"-"`
-	Type            string `toml:"type"` // pop3 or imap
+	Type            string `toml:"type"` // pop3, imap or mbox
+	Path            string `toml:"path"` // mbox: a file or a directory of them
 	Host            string `toml:"host"`
 	Port            int    `toml:"port"`
 	User            string `toml:"user"`
@@ -105,8 +111,15 @@ func loadConfig(path string, explicit bool) (*Config, error) {
 func (e *Endpoint) check() error {
 	e.Type = strings.ToLower(e.Type)
 	e.TLS = strings.ToLower(e.TLS)
+	if e.Type == "mbox" {
+		if e.Path == "" {
+			return errors.New("an mbox endpoint needs a path")
+		}
+		e.Path = expandHome(e.Path)
+		return nil
+	}
 	if e.Type != "pop3" && e.Type != "imap" {
-		return fmt.Errorf("type must be pop3 or imap, not %q", e.Type)
+		return fmt.Errorf("type must be pop3, imap or mbox, not %q", e.Type)
 	}
 	switch e.TLS {
 	case "":
@@ -192,6 +205,13 @@ func (c *Config) resolve(flagName, v string) (Endpoint, error) {
 	if v == "" {
 		return Endpoint{}, usagef("--%s is required (a URL such as pop3s://you@pop.example.org, or an endpoint name from the config file)", flagName)
 	}
+	if path, ok := strings.CutPrefix(v, "mbox:"); ok {
+		e := Endpoint{Name: flagName, Type: "mbox", Path: strings.TrimPrefix(path, "//")}
+		if err := e.check(); err != nil {
+			return e, usagef("--%s: %v", flagName, err)
+		}
+		return e, nil
+	}
 	if strings.Contains(v, "://") {
 		e, err := parseURL(v)
 		if err != nil {
@@ -266,12 +286,18 @@ func expandHome(p string) string {
 // stateFile names the default checkpoint for a source/destination pair.
 func stateFile(from, to Endpoint) string {
 	clean := func(e Endpoint) string {
+		id := e.Type + "-" + e.User + "-" + e.Host + "-" + strconv.Itoa(e.Port)
+		if e.Type == "mbox" {
+			abs, _ := filepath.Abs(e.Path)
+			sum := sha256.Sum256([]byte(abs))
+			id = "mbox-" + filepath.Base(abs) + "-" + hex.EncodeToString(sum[:4])
+		}
 		return strings.Map(func(r rune) rune {
 			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
 				return r
 			}
 			return '_'
-		}, e.Type+"-"+e.User+"-"+e.Host+"-"+strconv.Itoa(e.Port))
+		}, id)
 	}
 	return filepath.Join(defaultStateDir(), clean(from)+"--"+clean(to)+".db")
 }

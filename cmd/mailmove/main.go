@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/mailmove/mailmove/migrate"
 	"github.com/mailmove/mailmove/migrate/imap"
+	"github.com/mailmove/mailmove/migrate/mbox"
 	"github.com/mailmove/mailmove/migrate/pop3"
 	"github.com/mailmove/mailmove/store"
 )
@@ -122,6 +125,9 @@ type Main struct {
 	keepDuplicates bool
 	allowPlaintext bool
 	unseen         bool
+	includeDeleted bool
+	mboxFormat     string
+	folderMap      map[string]string
 	verbose, quiet bool
 	showVersion    bool
 	timeout        time.Duration
@@ -164,7 +170,18 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.to, "to", "", "destination: URL or config endpoint name")
 	fs.StringVar(&m.configPath, "config", "", "config file (default $XDG_CONFIG_HOME/mailmove/config.toml)")
 	fs.StringVar(&m.statePath, "state", "", "checkpoint file (default one per source and destination under $XDG_STATE_HOME/mailmove/)")
-	fs.StringVar(&m.folder, "folder", "", "destination folder for POP3 mail, created if missing (default INBOX)")
+	fs.StringVar(&m.folder, "folder", "", "destination folder for POP3 mail or a single mbox file, created if missing (default INBOX)")
+	m.folderMap = map[string]string{}
+	fs.Func("folder-map", "OLD=NEW: put source folder OLD (and its subfolders) in destination folder NEW, levels separated by / (repeatable)", func(v string) error {
+		old, dst, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(old) == "" || strings.TrimSpace(dst) == "" {
+			return fmt.Errorf("want OLD=NEW, got %q", v)
+		}
+		m.folderMap[strings.TrimSpace(old)] = strings.TrimSpace(dst)
+		return nil
+	})
+	fs.BoolVar(&m.includeDeleted, "include-deleted", false, "mbox: also copy messages the mail client marked deleted, flagged \\Deleted")
+	fs.StringVar(&m.mboxFormat, "mbox-format", "", "mbox flavour: auto, mboxrd, mboxo, mboxcl or mboxcl2 (default auto)")
 	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
 	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
 	fs.BoolVar(&m.dryRun, "dry-run", false, "decide everything, change nothing: print what would be copied")
@@ -204,6 +221,15 @@ func (m *Main) ParseFlags(args []string) error {
 		m.statePath = expandHome(cfg.State)
 	}
 	m.allowPlaintext = m.allowPlaintext || cfg.AllowPlaintext
+	m.includeDeleted = m.includeDeleted || cfg.IncludeDeleted
+	if m.mboxFormat == "" {
+		m.mboxFormat = cfg.MboxFormat
+	}
+	for k, v := range cfg.FolderMap {
+		if _, set := m.folderMap[k]; !set {
+			m.folderMap[k] = v
+		}
+	}
 	return nil
 }
 
@@ -235,8 +261,8 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	if from.Type != "pop3" {
-		return sum, usagef("--from must be a POP3 account (pop3:// or pop3s://)")
+	if from.Type != "pop3" && from.Type != "mbox" {
+		return sum, usagef("--from must be a POP3 account (pop3:// or pop3s://) or mbox:PATH")
 	}
 	if to.Type != "imap" {
 		return sum, usagef("--to must be an IMAP account (imap:// or imaps://)")
@@ -249,15 +275,12 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 			fmt.Fprintf(m.Stderr, "warning: %s: no TLS; the password and mail cross the network in clear\n", e.addr())
 		}
 	}
-	fromPass, err := from.password(ctx, "MAILMOVE_FROM_PASSWORD")
+	src, folderMap, err := m.source(ctx, from)
 	if err != nil {
 		return sum, err
 	}
+	defer src.Close()
 	toPass, err := to.password(ctx, "MAILMOVE_TO_PASSWORD")
-	if err != nil {
-		return sum, err
-	}
-	fromTLS, err := m.tlsConfig(from.Host)
 	if err != nil {
 		return sum, err
 	}
@@ -292,17 +315,6 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	}
 	defer cp.Close()
 
-	flags := []string{`\Seen`}
-	if m.unseen {
-		flags = nil
-	}
-	src := pop3.NewSource(pop3.SourceConfig{
-		Addr: from.addr(), User: from.User,
-		Password: func() (string, error) { return fromPass, nil },
-		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout},
-		Flags:    flags,
-	})
-	defer src.Close()
 	var dst migrate.Destination = imap.New(imap.Config{
 		Addr: to.addr(), User: to.User,
 		Password:  func() (string, error) { return toPass, nil },
@@ -330,6 +342,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	}
 	sum, err = migrate.Run(ctx, src, dst, cp, migrate.Options{
 		Folder:         m.folder,
+		FolderMap:      folderMap,
 		KeepDuplicates: m.keepDuplicates,
 		DryRun:         m.dryRun,
 		SpoolDir:       spoolDir(m.dryRun, statePath),
@@ -341,6 +354,44 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		err = ferr
 	}
 	return sum, err
+}
+
+// source opens the source endpoint and returns the folder map to use with it.
+func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[string]string, error) {
+	if from.Type == "mbox" {
+		format, err := mbox.ParseFormat(cmp.Or(m.mboxFormat, "auto"))
+		if err != nil {
+			return nil, nil, usagef("--mbox-format: %v", err)
+		}
+		st, err := os.Stat(from.Path)
+		if err != nil {
+			return nil, nil, usagef("--from mbox:%s: %v", from.Path, err)
+		}
+		folderMap := maps.Clone(m.folderMap)
+		if !st.IsDir() && m.folder != "" {
+			// One file: --folder says where it goes.
+			folderMap[filepath.Base(from.Path)] = m.folder
+		}
+		return mbox.NewSource(mbox.Config{Path: from.Path, Format: format, IncludeDeleted: m.includeDeleted}), folderMap, nil
+	}
+	pass, err := from.password(ctx, "MAILMOVE_FROM_PASSWORD")
+	if err != nil {
+		return nil, nil, err
+	}
+	fromTLS, err := m.tlsConfig(from.Host)
+	if err != nil {
+		return nil, nil, err
+	}
+	flags := []string{`\Seen`}
+	if m.unseen {
+		flags = nil
+	}
+	return pop3.NewSource(pop3.SourceConfig{
+		Addr: from.addr(), User: from.User,
+		Password: func() (string, error) { return pass, nil },
+		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout},
+		Flags:    flags,
+	}), m.folderMap, nil
 }
 
 func pop3Mode(s string) pop3.TLSMode {

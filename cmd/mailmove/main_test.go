@@ -45,6 +45,7 @@ type pair struct {
 	src, dst dovecottest.User
 	state    string
 	msgs     [][]byte
+	from     string // the --from argument; the POP3 account when empty
 }
 
 func newPair(t *testing.T, msgs [][]byte) *pair {
@@ -65,8 +66,12 @@ func newPair(t *testing.T, msgs [][]byte) *pair {
 }
 
 func (p *pair) args(extra ...string) []string {
+	from := p.from
+	if from == "" {
+		from = "pop3s://" + p.src.Name + "@" + p.srv.POP3S
+	}
 	return append([]string{
-		"--from", "pop3s://" + p.src.Name + "@" + p.srv.POP3S,
+		"--from", from,
 		"--to", "imaps://" + p.dst.Name + "@" + p.srv.IMAPS,
 		"--ca-file", p.srv.CAFile, "--state", p.state,
 		"--quiet",

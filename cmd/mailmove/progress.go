@@ -310,6 +310,9 @@ func printSummary(w io.Writer, s migrate.Summary, err error) {
 	}
 	fmt.Fprintf(w, "\n%s %d, already done %d, already at destination %d, duplicates %d, failed %d",
 		copied, s.Copied, s.AlreadyDone, s.Present, s.Duplicates, s.Failed)
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, ", skipped %d (deleted in the old mail client; --include-deleted copies them)", s.Skipped)
+	}
 	if s.Reconciled > 0 {
 		fmt.Fprintf(w, ", reconciled after interruption %d", s.Reconciled)
 	}

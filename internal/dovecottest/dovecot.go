@@ -284,6 +284,10 @@ func Need(t testing.TB, s *Server) *Server {
 	return s
 }
 
+// confTemplate configures Dovecot on high ports of 127.0.0.1. The \Sent and
+// \Archive folders are named "Sent Messages" and "Archive", unlike
+// Thunderbird's "Sent" and "Archives", so tests show folders found by their
+// special-use attribute (RFC 6154), not by name.
 const confTemplate = `
 base_dir = %[1]s/run
 state_dir = %[1]s/state
@@ -318,8 +322,12 @@ namespace inbox {
     special_use = \Junk
     auto = create
   }
-  mailbox Sent {
+  mailbox "Sent Messages" {
     special_use = \Sent
+    auto = create
+  }
+  mailbox Archive {
+    special_use = \Archive
     auto = create
   }
   mailbox Trash {

@@ -268,7 +268,7 @@ func (d *Destination) Mailbox(ctx context.Context, name string, create bool) (mi
 		if data.PermanentFlags == nil || d.cfg.ReadOnly {
 			// EXAMINE always answers an empty PERMANENTFLAGS (nothing may
 			// change in a read-only session): the dry-run cannot know more.
-			info.Permanent = nil
+			info.Permanent, info.FlagsUnknown = nil, d.cfg.ReadOnly
 		}
 		return nil
 	})

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailmove/mailmove/internal/mailgen"
+	"github.com/mailmove/mailmove/migrate/mbox"
+	"github.com/mailmove/mailmove/mime"
+)
+
+// profileDest is where each folder of mailgen's Thunderbird profile must
+// land in the test Dovecot, whose \Sent and \Archive folders are named
+// "Sent Messages" and "Archive".
+var profileDest = map[string]string{
+	"Inbox": "INBOX", "Sent": "Sent Messages", "Junk": "Junk", "Trash": "Trash", "Drafts": "Drafts",
+	"Archives/2023": "Archive/2023", "Réunions": "Réunions", "Work": "Work", "Work/Projects/Alpha": "Work/Projects/Alpha",
+}
+
+// newProfile writes a Thunderbird "Local Folders" directory of count
+// messages and returns a pair migrating it to a fresh Dovecot account.
+func newProfile(t *testing.T, count int, seed uint64) (*pair, string, []mailgen.Filed) {
+	t.Helper()
+	p := newPair(t, nil)
+	dir := filepath.Join(t.TempDir(), "Local Folders")
+	msgs := mailgen.Mailbox(mailgen.Options{Seed: seed, Count: count, MaxAttach: 40 << 10})
+	filed, err := mailgen.Thunderbird(dir, msgs, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.from = "mbox:" + dir
+	return p, dir, filed
+}
+
+// checkProfile verifies that every folder holds exactly its messages (the
+// deleted ones only when includeDeleted), once each, byte for byte, with
+// their flags and their From_ line date as INTERNALDATE.
+func checkProfile(t *testing.T, p *pair, filed []mailgen.Filed, includeDeleted bool) {
+	t.Helper()
+	byFolder := map[string][]mailgen.Filed{}
+	for _, f := range filed {
+		if f.Deleted && !includeDeleted {
+			continue
+		}
+		dest := profileDest[f.Folder]
+		byFolder[dest] = append(byFolder[dest], f)
+	}
+	total := 0
+	for dest, want := range byFolder {
+		got := p.fetchAll(t, p.dst, dest)
+		if len(got) != len(want) {
+			t.Errorf("%s: %d messages, want %d", dest, len(got), len(want))
+		}
+		index := map[string]stored{}
+		for _, s := range got {
+			if _, dup := index[string(s.body)]; dup {
+				t.Errorf("%s: a message is there twice", dest)
+			}
+			index[string(s.body)] = s
+		}
+		for _, f := range want {
+			s, ok := index[string(crlf(f.Msg))]
+			if !ok {
+				t.Errorf("%s: a message is missing or changed (From_ date %s)", dest, f.Date)
+				continue
+			}
+			wantFlags := slices.Clone(f.Flags)
+			if f.Deleted {
+				wantFlags = append(wantFlags, `\Deleted`)
+			}
+			var gotFlags []string
+			for _, fl := range s.flags {
+				if !strings.EqualFold(string(fl), `\Recent`) {
+					gotFlags = append(gotFlags, string(fl))
+				}
+			}
+			slices.Sort(wantFlags)
+			slices.Sort(gotFlags)
+			if !slices.Equal(gotFlags, wantFlags) {
+				t.Errorf("%s: flags %v, want %v", dest, gotFlags, wantFlags)
+			}
+			if !s.date.Equal(f.Date) {
+				t.Errorf("%s: INTERNALDATE %s, want the From_ line's %s", dest, s.date, f.Date)
+			}
+			total++
+		}
+	}
+	t.Logf("%d messages checked in %d folders", total, len(byFolder))
+}
+
+func countDeleted(filed []mailgen.Filed) int {
+	n := 0
+	for _, f := range filed {
+		if f.Deleted {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMboxThunderbird migrates a Thunderbird folder set: dry-run, run,
+// re-run, new mail appended, --include-deleted, then a compaction.
+func TestMboxThunderbird(t *testing.T) {
+	p, dir, filed := newProfile(t, 2000, 31)
+	deleted := countDeleted(filed)
+	if deleted == 0 {
+		t.Fatal("the profile has no deleted message: the test would prove nothing about them")
+	}
+
+	// The dry-run shows the folder plan and writes nothing.
+	sum, out, err := p.runMain(t, p.args("--dry-run")...)
+	if err != nil {
+		t.Fatalf("dry-run: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`folder "Sent" → "Sent Messages" (the destination's \Sent folder)`,
+		`folder "Archives/2023" → "Archive/2023"`,
+		`folder "Junk" → "Junk" (the destination's \Junk folder)`,
+		`folder "Réunions" → "Réunions" (by name)`,
+		`folder "Inbox" → "INBOX"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry-run output lacks %q", want)
+		}
+	}
+	if sum.Copied != len(filed)-deleted || sum.Skipped != deleted {
+		t.Errorf("dry-run: would copy %d, skip %d; want %d and %d", sum.Copied, sum.Skipped, len(filed)-deleted, deleted)
+	}
+	if got := p.fetchAll(t, p.dst, "Sent Messages"); len(got) != 0 {
+		t.Fatalf("the dry-run wrote %d messages", len(got))
+	}
+
+	sum, out, err = p.runMain(t, p.args()...)
+	if err != nil || sum.Copied != len(filed)-deleted || sum.Skipped != deleted || sum.Failed != 0 {
+		t.Fatalf("run: %+v %v\n%s", sum, err, out)
+	}
+	checkProfile(t, p, filed, false)
+	// The server stores folder names as it received them: non-ASCII in
+	// modified UTF-7 (RFC 3501 section 5.1.3), levels in Maildir++ form.
+	for _, name := range []string{".R&AOk-unions", ".Work.Projects.Alpha", ".Archive.2023"} {
+		if _, err := os.Stat(filepath.Join(p.dst.Home, "Maildir", name)); err != nil {
+			t.Errorf("Dovecot has no folder %s on disk: %v", name, err)
+		}
+	}
+
+	sum, out, err = p.runMain(t, p.args()...)
+	if err != nil || sum.Copied != 0 || sum.AlreadyDone != len(filed)-deleted {
+		t.Fatalf("re-run copied again: %+v %v\n%s", sum, err, out)
+	}
+
+	// New mail appended to the Inbox file: only it is copied.
+	more := mailgen.Mailbox(mailgen.Options{Seed: 32, Count: 25})
+	fh, err := os.OpenFile(filepath.Join(dir, "Inbox"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := mbox.NewWriter(fh)
+	date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)
+	for _, m := range more {
+		w.Write(mbox.FromLine("-", date), append([]byte("X-Mozilla-Status: 0001\nX-Mozilla-Status2: 00000000\n"), m...))
+		filed = append(filed, mailgen.Filed{Folder: "Inbox", Msg: m, Flags: []string{`\Seen`}, Date: date})
+	}
+	w.Flush()
+	fh.Close()
+	sum, out, err = p.runMain(t, p.args()...)
+	if err != nil || sum.Copied != len(more) {
+		t.Fatalf("after new mail: %+v %v\n%s", sum, err, out)
+	}
+
+	// --include-deleted copies what Thunderbird deleted, flagged \Deleted.
+	sum, out, err = p.runMain(t, p.args("--include-deleted")...)
+	if err != nil || sum.Copied != deleted || sum.Skipped != 0 {
+		t.Fatalf("--include-deleted: %+v %v\n%s", sum, err, out)
+	}
+	checkProfile(t, p, filed, true)
+
+	// Compaction rewrites the Inbox without the deleted messages: every
+	// offset moves, nothing is copied again.
+	compact(t, filepath.Join(dir, "Inbox"))
+	sum, out, err = p.runMain(t, p.args("--include-deleted")...)
+	if err != nil || sum.Copied != 0 || sum.Present+sum.Duplicates != 0 {
+		t.Fatalf("after compaction: %+v %v\n%s", sum, err, out)
+	}
+	checkProfile(t, p, filed, true)
+}
+
+// compact rewrites an mbox without its expunged messages, as Thunderbird's
+// "Compact Folders" does.
+func compact(t *testing.T, path string) {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := mbox.NewWriter(&buf)
+	rd := mbox.NewReader(fh, st.Size(), 0, mbox.RD, nil)
+	kept, dropped := 0, 0
+	for {
+		m, body, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mbox.Deleted(mime.ParseHeader(m.Header)) {
+			dropped++
+			continue
+		}
+		w.Write(m.From, append(slices.Clone(m.Header), b...))
+		kept++
+	}
+	w.Flush()
+	if dropped == 0 {
+		t.Fatal("compaction dropped nothing")
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compacted %s: kept %d, dropped %d", filepath.Base(path), kept, dropped)
+}
+
+// TestMboxSIGKILL kills mailmove at random moments while it migrates a
+// Thunderbird profile; the last run leaves every message once.
+func TestMboxSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	p, _, filed := newProfile(t, 1200, 41)
+	seed := uint64(time.Now().UnixNano())
+	r := rand.New(rand.NewPCG(seed, 2))
+	t.Logf("kill schedule seed %d", seed)
+	kills := 0
+	for i := 0; i < 5; i++ {
+		cmd, _ := p.startProcess(t)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			t.Logf("run %d finished before its kill: %v", i, err)
+			continue
+		case <-time.After(time.Duration(300+r.IntN(1200)) * time.Millisecond):
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		kills++
+	}
+	sum, out, err := p.runMain(t, p.args()...)
+	if err != nil || sum.Failed != 0 {
+		t.Fatalf("final run: %+v %v\n%s", sum, err, out)
+	}
+	checkProfile(t, p, filed, false)
+	t.Logf("%d kills survived; the final run reconciled %d in flight and copied %d", kills, sum.Reconciled, sum.Copied)
+	if kills == 0 {
+		t.Fatal("no run was killed mid-way: the test proved nothing")
+	}
+}
+
+// TestMboxThenPOP3 migrates a Thunderbird Inbox, then the POP3 mailbox its
+// mail was downloaded from, into the same account: each message once.
+func TestMboxThenPOP3(t *testing.T) {
+	msgs := mailgen.Mailbox(mailgen.Options{Seed: 51, Count: 150})
+	p := newPair(t, msgs)
+	dir := t.TempDir()
+	fh, err := os.Create(filepath.Join(dir, "Inbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := mbox.NewWriter(fh)
+	for i, m := range msgs {
+		// What Thunderbird adds to mail it downloads over POP3.
+		head := fmt.Sprintf("X-Account-Key: account2\nX-UIDL: %08x\nX-Mozilla-Status: 0001\nX-Mozilla-Status2: 00000000\nX-Mozilla-Keys: %80s\n", i, "")
+		w.Write(mbox.FromLine("-", time.Date(2024, 5, 1, 0, i, 0, 0, time.Local)), append([]byte(head), m...))
+	}
+	w.Flush()
+	fh.Close()
+
+	mboxRun := *p
+	mboxRun.from = "mbox:" + dir
+	mboxRun.state = filepath.Join(t.TempDir(), "mbox.db")
+	sum, out, err := mboxRun.runMain(t, mboxRun.args()...)
+	if err != nil || sum.Copied != distinct(msgs) {
+		t.Fatalf("mbox run: %+v %v\n%s", sum, err, out)
+	}
+	sum, out, err = p.runMain(t, p.args()...)
+	if err != nil || sum.Copied != 0 || sum.Present+sum.Duplicates != len(msgs) {
+		t.Fatalf("POP3 run after the mbox: %+v %v\n%s", sum, err, out)
+	}
+	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+}

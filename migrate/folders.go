@@ -1,0 +1,157 @@
+package migrate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Special-use attributes (RFC 6154 section 2).
+const (
+	UseSent    = `\Sent`
+	UseJunk    = `\Junk`
+	UseTrash   = `\Trash`
+	UseDrafts  = `\Drafts`
+	UseArchive = `\Archive`
+	useInbox   = "INBOX"
+)
+
+// roleNames are the folder names mail clients and providers give each role,
+// lower-cased: Thunderbird's, mutt's, Outlook's, Gmail's and their French
+// translations (the users this tool was written for).
+var roleNames = map[string][]string{
+	useInbox:   {"inbox", "mbox", "boîte de réception"},
+	UseSent:    {"sent", "sent items", "sent messages", "sent mail", "sent-mail", "sent_mail", "envoyés", "éléments envoyés", "messages envoyés"},
+	UseJunk:    {"junk", "spam", "junk e-mail", "junk email", "bulk mail", "courrier indésirable", "indésirables", "pourriel", "pourriels"},
+	UseTrash:   {"trash", "deleted items", "deleted messages", "bin", "corbeille", "éléments supprimés"},
+	UseDrafts:  {"drafts", "draft", "postponed", "brouillons"},
+	UseArchive: {"archives", "archive", "all mail"},
+}
+
+// RoleOf returns the role a folder name stands for (`\Sent`, "INBOX"...), or "".
+func RoleOf(name string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	for role, names := range roleNames {
+		for _, x := range names {
+			if n == x {
+				return role
+			}
+		}
+	}
+	return ""
+}
+
+// FolderPlan is where one source folder goes, and why.
+type FolderPlan struct {
+	Source string `json:"source"`
+	Dest   string `json:"destination"`
+	How    string `json:"how"`
+}
+
+// PlanFolder maps a source folder path (levels joined by "/") to a
+// destination folder name:
+//  1. the longest entry of folderMap (source path → destination path, "/"
+//     between levels) matching the path or one of its parents;
+//  2. Inbox to INBOX; Sent, Junk, Trash, Drafts, Archives (and their usual
+//     other names) to the destination folder with that special-use attribute,
+//     else to one with a usual name for it, else by name;
+//  3. anything else by name.
+//
+// Levels are joined with the server's hierarchy delimiter; a delimiter inside
+// a source folder's name becomes "_" so it does not create a level.
+func PlanFolder(src string, dest []Folder, folderMap map[string]string) FolderPlan {
+	delim := '/'
+	for _, f := range dest {
+		if f.Delim != 0 {
+			delim = f.Delim
+			break
+		}
+	}
+	d := string(delim)
+	parts := strings.Split(strings.Trim(src, "/"), "/")
+	plan := FolderPlan{Source: src}
+
+	// 1. The user's map: longest source prefix wins.
+	keys := make([]string, 0, len(folderMap))
+	for k := range folderMap {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
+	for _, k := range keys {
+		kk := strings.Trim(k, "/")
+		if strings.EqualFold(src, kk) || len(src) > len(kk) && strings.EqualFold(src[:len(kk)+1], kk+"/") {
+			rest := parts[len(strings.Split(kk, "/")):]
+			base := strings.ReplaceAll(strings.Trim(folderMap[k], "/"), "/", d)
+			plan.Dest = joinLevels(base, rest, d)
+			plan.How = fmt.Sprintf("--folder-map %s=%s", k, folderMap[k])
+			return plan
+		}
+	}
+
+	// 2. Roles of the top level.
+	top := parts[0]
+	rest := parts[1:]
+	switch role := RoleOf(top); role {
+	case "":
+		plan.Dest, plan.How = clean(top, d), "by name"
+	case useInbox:
+		plan.Dest, plan.How = "INBOX", "the inbox"
+	default:
+		if f, ok := findUse(dest, role); ok {
+			plan.Dest, plan.How = f, "the destination's "+role+" folder"
+		} else if f, ok := findNamed(dest, role, d); ok {
+			plan.Dest, plan.How = f, "the destination's folder named for "+role+" (it has no "+role+" attribute)"
+		} else {
+			plan.Dest, plan.How = clean(top, d), "by name (the destination has no "+role+" folder yet)"
+		}
+	}
+	plan.Dest = joinLevels(plan.Dest, rest, d)
+	if strings.Contains(src, d) && d != "/" {
+		plan.How += fmt.Sprintf(`; %q in names became "_"`, d)
+	}
+	return plan
+}
+
+func joinLevels(base string, rest []string, d string) string {
+	for _, p := range rest {
+		base += d + clean(p, d)
+	}
+	return base
+}
+
+// clean keeps a folder level from splitting in two on the server.
+func clean(level, d string) string {
+	level = strings.ReplaceAll(level, d, "_")
+	if strings.TrimSpace(level) == "" {
+		return "_"
+	}
+	return level
+}
+
+func findUse(dest []Folder, use string) (string, bool) {
+	for _, f := range dest {
+		for _, a := range f.Attrs {
+			if strings.EqualFold(a, use) {
+				return f.Name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// findNamed looks for an existing folder with one of the role's usual names,
+// at the top level, under INBOX (Courier-style namespaces) or under Gmail's
+// [Gmail] parent.
+func findNamed(dest []Folder, role, d string) (string, bool) {
+	for _, want := range roleNames[role] {
+		for _, f := range dest {
+			name := strings.ToLower(f.Name)
+			for _, prefix := range []string{"", "inbox" + d, "[gmail]" + d, "[google mail]" + d} {
+				if name == prefix+want {
+					return f.Name, true
+				}
+			}
+		}
+	}
+	return "", false
+}
