@@ -155,3 +155,20 @@ func TestCRLFWriter(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoveFields(t *testing.T) {
+	drop := func(name string) bool { return Bookkeeping(name) }
+	for _, tc := range []struct{ in, want, removed string }{
+		{"Subject: a\r\n\r\n", "Subject: a\r\n\r\n", ""},
+		{"X-Mozilla-Status: 0001\nSubject: a\nstatus: RO\n\n", "Subject: a\n\n", "X-Mozilla-Status,status"},
+		{"X-Keywords: a,\n b\nSubject: x\n\tfolded\n\n", "Subject: x\n\tfolded\n\n", "X-Keywords"},
+		{"Subject: x\nnot a field\nX-UID: 3\n", "Subject: x\nnot a field\n", "X-UID"},
+		{"X-Status: A", "", "X-Status"},
+		{"", "", ""},
+	} {
+		got, removed := RemoveFields([]byte(tc.in), drop)
+		if string(got) != tc.want || strings.Join(removed, ",") != tc.removed {
+			t.Errorf("%q: got %q %v, want %q %q", tc.in, got, removed, tc.want, tc.removed)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailmove/mailmove/internal/mailgen"
+	"github.com/mailmove/mailmove/internal/profilegen"
 	"github.com/mailmove/mailmove/migrate/mbox"
 	"github.com/mailmove/mailmove/mime"
 )
@@ -28,12 +29,12 @@ var profileDest = map[string]string{
 
 // newProfile writes a Thunderbird "Local Folders" directory of count
 // messages and returns a pair migrating it to a fresh Dovecot account.
-func newProfile(t *testing.T, count int, seed uint64) (*pair, string, []mailgen.Filed) {
+func newProfile(t *testing.T, count int, seed uint64) (*pair, string, []profilegen.Filed) {
 	t.Helper()
 	p := newPair(t, nil)
 	dir := filepath.Join(t.TempDir(), "Local Folders")
 	msgs := mailgen.Mailbox(mailgen.Options{Seed: seed, Count: count, MaxAttach: 40 << 10})
-	filed, err := mailgen.Thunderbird(dir, msgs, seed)
+	filed, err := profilegen.Thunderbird(dir, msgs, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +45,9 @@ func newProfile(t *testing.T, count int, seed uint64) (*pair, string, []mailgen.
 // checkProfile verifies that every folder holds exactly its messages (the
 // deleted ones only when includeDeleted), once each, byte for byte, with
 // their flags and their From_ line date as INTERNALDATE.
-func checkProfile(t *testing.T, p *pair, filed []mailgen.Filed, includeDeleted bool) {
+func checkProfile(t *testing.T, p *pair, filed []profilegen.Filed, includeDeleted bool) {
 	t.Helper()
-	byFolder := map[string][]mailgen.Filed{}
+	byFolder := map[string][]profilegen.Filed{}
 	for _, f := range filed {
 		if f.Deleted && !includeDeleted {
 			continue
@@ -97,7 +98,7 @@ func checkProfile(t *testing.T, p *pair, filed []mailgen.Filed, includeDeleted b
 	t.Logf("%d messages checked in %d folders", total, len(byFolder))
 }
 
-func countDeleted(filed []mailgen.Filed) int {
+func countDeleted(filed []profilegen.Filed) int {
 	n := 0
 	for _, f := range filed {
 		if f.Deleted {
@@ -167,7 +168,7 @@ func TestMboxThunderbird(t *testing.T) {
 	date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)
 	for _, m := range more {
 		w.Write(mbox.FromLine("-", date), append([]byte("X-Mozilla-Status: 0001\nX-Mozilla-Status2: 00000000\n"), m...))
-		filed = append(filed, mailgen.Filed{Folder: "Inbox", Msg: m, Flags: []string{`\Seen`}, Date: date})
+		filed = append(filed, profilegen.Filed{Folder: "Inbox", Msg: m, Flags: []string{`\Seen`}, Date: date})
 	}
 	w.Flush()
 	fh.Close()
@@ -306,4 +307,68 @@ func TestMboxThenPOP3(t *testing.T) {
 		t.Fatalf("POP3 run after the mbox: %+v %v\n%s", sum, err, out)
 	}
 	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+}
+
+// TestMboxConfig names an mbox endpoint and a folder map in the config file,
+// and migrates a single mutt-style file with --folder.
+func TestMboxConfig(t *testing.T) {
+	p, dir, filed := newProfile(t, 80, 61)
+	conf := `ca_file = "` + p.srv.CAFile + `"
+state = "` + p.state + `"
+include_deleted = true
+[folder_map]
+"Work" = "Old/Work"
+"Inbox" = "Old/Inbox"
+[endpoints.tb]
+type = "mbox"
+path = "` + dir + `"
+[endpoints.imap]
+url = "imaps://` + p.dst.Name + "@" + p.srv.IMAPS + `"
+`
+	cfgPath := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfgPath, []byte(conf), 0o600)
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out}
+	t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
+	if err := m.ParseFlags([]string{"--from", "tb", "--to", "imap", "--config", cfgPath, "--quiet"}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := m.Run(t.Context())
+	if err != nil || sum.Copied != len(filed) {
+		t.Fatalf("config run: %+v %v\n%s", sum, err, out.String())
+	}
+	want := map[string]int{}
+	for _, f := range filed {
+		dest := profileDest[f.Folder]
+		switch {
+		case f.Folder == "Inbox":
+			dest = "Old/Inbox"
+		case strings.HasPrefix(f.Folder, "Work"):
+			dest = "Old/" + f.Folder
+		}
+		want[dest]++
+	}
+	for dest, n := range want {
+		if got := len(p.fetchAll(t, p.dst, dest)); got != n {
+			t.Errorf("%s: %d messages, want %d", dest, got, n)
+		}
+	}
+
+	// One file, with --folder: everything in it goes there.
+	single := filepath.Join(dir, "Réunions")
+	q := newPair(t, nil)
+	q.from = "mbox:" + single
+	sum, out2, err := q.runMain(t, q.args("--folder", "Meetings/2019")...)
+	n := 0
+	for _, f := range filed {
+		if f.Folder == "Réunions" && !f.Deleted {
+			n++
+		}
+	}
+	if err != nil || sum.Copied != n || n == 0 {
+		t.Fatalf("single file: %+v %v (want %d)\n%s", sum, err, n, out2)
+	}
+	if got := len(q.fetchAll(t, q.dst, "Meetings/2019")); got != n {
+		t.Errorf("Meetings/2019: %d messages, want %d", got, n)
+	}
 }

@@ -323,7 +323,8 @@ func eof(err error) error {
 type body struct {
 	r          *Reader
 	m          *Message
-	out        []byte
+	out        []byte // what Read hands out next: a window on buf
+	buf        []byte // reused for every line
 	held       []byte // an empty line that may be the separator's
 	afterBlank bool   // the previous line was empty
 	atStart    bool
@@ -372,7 +373,7 @@ func (b *body) step() error {
 		if i := bytes.IndexByte(p, '\n'); i >= 0 {
 			p = p[:i+1]
 		}
-		line = append(b.out[:0], p...)
+		line = append(b.buf[:0], p...)
 		r.discard(len(p))
 		b.remaining -= int64(len(p))
 		if len(p) == 0 {
@@ -395,7 +396,8 @@ func (b *body) step() error {
 		}
 		whole := err == nil
 		if b.atStart && whole && isBlank(chunk) {
-			b.out = append(b.out[:0], b.held...)
+			b.out = append(b.buf[:0], b.held...)
+			b.buf = b.out
 			b.held = append(b.held[:0], chunk...)
 			b.afterBlank = true
 			return nil
@@ -412,7 +414,7 @@ func (b *body) step() error {
 			b.m.Warnings = append(b.m.Warnings, Warning{start,
 				"a line starting with \"From \" after an empty line is not a valid message separator: kept in the message"})
 		}
-		line = append(b.out[:0], b.held...)
+		line = append(b.buf[:0], b.held...)
 		b.held, b.afterBlank = b.held[:0], false
 		mark := len(line)
 		line = append(line, chunk...)
@@ -422,18 +424,18 @@ func (b *body) step() error {
 		b.atStart = whole
 		if err == io.EOF {
 			b.m.Warnings = append(b.m.Warnings, Warning{r.pos, "the file does not end with a line break: the last message may be truncated"})
-			b.out = line
+			b.out, b.buf = line, line
 			b.finish()
 			return nil
 		}
-		b.out = line
+		b.out, b.buf = line, line
 		return nil
 	}
 	if b.atStart {
 		line = line[b.quoteLen(line):]
 	}
 	b.atStart = len(line) > 0 && line[len(line)-1] == '\n'
-	b.out = line
+	b.out, b.buf = line, line
 	return nil
 }
 

@@ -1,4 +1,7 @@
-package mailgen
+// Package profilegen writes mail-client folder sets for tests: a
+// Thunderbird "Local Folders" directory of mbox files with Thunderbird's
+// bookkeeping headers, from messages made by mailgen.
+package profilegen
 
 import (
 	"fmt"
@@ -21,10 +24,10 @@ type Filed struct {
 	Date    time.Time // the From_ line's date, to the second
 }
 
-// ProfileFolders are the folders Thunderbird writes, with their share of
+// Folders are the folders Thunderbird writes, with their share of
 // the mail: the special ones, a non-ASCII name, and nesting in .sbd
 // directories.
-var ProfileFolders = []struct {
+var Folders = []struct {
 	Path  string
 	Share int
 }{
@@ -40,7 +43,7 @@ var ProfileFolders = []struct {
 func Thunderbird(dir string, msgs [][]byte, seed uint64) ([]Filed, error) {
 	r := rand.New(rand.NewPCG(seed, 7))
 	total := 0
-	for _, f := range ProfileFolders {
+	for _, f := range Folders {
 		total += f.Share
 	}
 	files := map[string]*mbox.Writer{}
@@ -54,8 +57,8 @@ func Thunderbird(dir string, msgs [][]byte, seed uint64) ([]Filed, error) {
 	base := time.Date(2019, 3, 1, 9, 0, 0, 0, time.Local)
 	for i, m := range msgs {
 		n := r.IntN(total)
-		folder := ProfileFolders[0].Path
-		for _, f := range ProfileFolders {
+		folder := Folders[0].Path
+		for _, f := range Folders {
 			if n < f.Share {
 				folder = f.Path
 				break
