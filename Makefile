@@ -42,6 +42,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzClientReplies -fuzztime $(FUZZTIME) ./migrate/pop3
 	$(GO) test -run '^$$' -fuzz FuzzFingerprint -fuzztime $(FUZZTIME) ./mime
 	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) ./mime
+	$(GO) test -run '^$$' -fuzz FuzzRemoveFields -fuzztime $(FUZZTIME) ./mime
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./migrate/mbox
+	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./migrate/mbox
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -172,3 +172,20 @@ func TestRemoveFields(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRemoveFields: never panics, never adds a byte, is idempotent, and what
+// it removes is gone.
+func FuzzRemoveFields(f *testing.F) {
+	f.Add([]byte("X-Mozilla-Status: 0001\r\nSubject: a\r\n folded\r\nStatus: RO\r\n\r\n"))
+	f.Add([]byte("X-Keywords: a\n b\n\tc\nx\n"))
+	f.Fuzz(func(t *testing.T, h []byte) {
+		out, removed := RemoveFields(h, Bookkeeping)
+		if len(out) > len(h) || (len(removed) == 0) != bytes.Equal(out, h) {
+			t.Fatalf("%q -> %q, removed %v", h, out, removed)
+		}
+		again, more := RemoveFields(out, Bookkeeping)
+		if !bytes.Equal(again, out) || len(more) != 0 {
+			t.Fatalf("not idempotent: %q -> %q -> %q", h, out, again)
+		}
+	})
+}

@@ -1,4 +1,4 @@
-// Command mailmove moves a whole mailbox from POP3 into IMAP folders,
+// Command mailmove moves a whole mailbox from POP3 or mbox files into IMAP folders,
 // resumably. This file only wires: flags and configuration, logging,
 // signals, and the mapping of outcomes to exit codes.
 package main
@@ -135,22 +135,28 @@ type Main struct {
 	cfg *Config
 }
 
-const usageText = `mailmove moves a whole mailbox from POP3 into an IMAP folder, resumably.
+const usageText = `mailmove moves a whole mailbox from POP3, or from mbox folders (Thunderbird,
+mutt, pine), into IMAP folders, resumably.
 
 Usage:
   mailmove --from SRC --to DST [flags]
   mailmove demo
 
 SRC and DST are URLs (pop3://, pop3s://, imap://, imaps://USER@HOST[:PORT]) or
-names of endpoints in the config file. Passwords never go on the command line:
-set MAILMOVE_FROM_PASSWORD and MAILMOVE_TO_PASSWORD, give password_file or
-password_command in the config file, or type them when asked.
+names of endpoints in the config file; SRC can also be mbox:PATH, one mbox
+file or a directory of them (a Thunderbird "Local Folders", a mutt ~/Mail).
+
+Passwords never go on the command line: set MAILMOVE_FROM_PASSWORD and
+MAILMOVE_TO_PASSWORD, give password_file or password_command in the config
+file, or type them when asked.
 
 Examples:
   mailmove --from pop --to imap                    # endpoints from the config file
   mailmove --from pop3s://jean.dupont@pop.orange.fr \
            --to imaps://jean.dupont@imap.example.net --dry-run
   mailmove --from pop --to imap --report night.json --folder Orange
+  mailmove --from "mbox:$HOME/.thunderbird/x.default/Mail/Local Folders" \
+           --to imaps://jean.dupont@imap.example.net --folder-map Archives=Old
 
 Exit codes: 0 all copied, 1 fatal error, 2 usage or configuration error,
 3 finished but some messages were not copied, 130 interrupted (run again to resume).
