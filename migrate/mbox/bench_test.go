@@ -2,13 +2,17 @@ package mbox
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailmove/mailmove/internal/mailgen"
+	"github.com/mailmove/mailmove/migrate"
 )
 
 // repeated is a file made of one mbox message repeated n times, generated
@@ -132,4 +136,38 @@ func BenchmarkReaderLarge(b *testing.B) {
 			io.Copy(io.Discard, body)
 		}
 	}
+}
+
+// BenchmarkSource lists and reads an mbox file on disk as a migration does:
+// one pass to list and fingerprint, one to deliver with flags and headers.
+func BenchmarkSource(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "Inbox")
+	fh, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := NewWriter(fh)
+	size := int64(0)
+	for _, m := range mailgen.Mailbox(mailgen.Options{Seed: 13, Count: 500}) {
+		w.Write(FromLine("-", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), append([]byte("X-Mozilla-Status: 0001\nX-Mozilla-Status2: 00000000\n"), m...))
+		size += int64(len(m))
+	}
+	w.Flush()
+	fh.Close()
+	b.SetBytes(size)
+	for b.Loop() {
+		src := NewSource(Config{Path: path})
+		entries, err := src.List(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = src.Retrieve(context.Background(), entries, func(in *migrate.Incoming) error {
+			_, err := io.Copy(io.Discard, in.R)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "msgs/s")
 }
