@@ -57,6 +57,15 @@ type Source interface {
 	Close() error
 }
 
+// HeaderSource is a Source that can read message headers without bodies
+// (POP3 TOP, an mbox read at offsets), for decisions taken before copying.
+type HeaderSource interface {
+	// Headers calls fn with the header of each entry it can read, in order;
+	// entries it cannot read (gone, refused) are left out. The header is
+	// valid only until fn returns.
+	Headers(ctx context.Context, entries []Entry, fn func(Entry, []byte) error) error
+}
+
 // MailboxInfo describes a destination folder ready to receive messages.
 type MailboxInfo struct {
 	Name        string   // the name on the server
@@ -155,6 +164,8 @@ type Record struct {
 	DateSource  string    `json:"date_source,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	Offset      int64     `json:"offset,omitempty"`
+	Verdict     string    `json:"verdict,omitempty"` // spam, ham, unknown
+	Basis       string    `json:"verdict_basis,omitempty"`
 	Run         string    `json:"run,omitempty"`
 	At          time.Time `json:"at,omitzero"`
 }

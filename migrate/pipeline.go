@@ -28,6 +28,11 @@ type Options struct {
 	Now            func() time.Time
 	Observer       Observer
 	Keep           Keeper        // where messages that cannot be copied are kept
+	Spam           SpamPolicy    // what a spam verdict does; default SpamRoute
+	JunkFolder     string        // where routed spam goes; default the destination's \Junk folder
+	GuardRatio     float64       // share of a folder that header verdicts may send to junk; default 0.5
+	GuardMin       int           // folders smaller than this are not guarded; default 10
+	TrustHeaders   bool          // act on header verdicts whatever their share
 	Retries        int           // attempts on a transient error; default 5
 	Backoff        time.Duration // first pause between attempts; default 2 s, doubling
 }
@@ -55,6 +60,8 @@ type runner struct {
 	idx   map[string]*folderIndex
 	boxes map[string]MailboxInfo
 	plans map[string]FolderPlan // source folder → destination
+	dest  []Folder              // the destination's folders, listed once
+	spam  spamPlan
 	words stdmime.WordDecoder
 }
 
@@ -81,6 +88,15 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	if opt.Retries <= 0 {
 		opt.Retries = 5
 	}
+	if opt.Spam == "" {
+		opt.Spam = SpamRoute
+	}
+	if opt.GuardRatio <= 0 {
+		opt.GuardRatio = 0.5
+	}
+	if opt.GuardMin <= 0 {
+		opt.GuardMin = 10
+	}
 	if opt.Backoff <= 0 {
 		opt.Backoff = 2 * time.Second
 	}
@@ -95,6 +111,7 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	r.sum = Summary{
 		Source: src.Describe(), Destination: dst.Describe(), Run: opt.Run,
 		DryRun: opt.DryRun, KeepDuplicates: opt.KeepDuplicates,
+		SpamPolicy: string(opt.Spam), Verdicts: map[string]int{},
 	}
 	start := opt.Now()
 	err := r.run(ctx)
@@ -134,10 +151,14 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	var pending []Record
+	doneVerdict := map[string]string{}
 	err = r.cp.Records(func(rec Record) error {
 		switch {
 		case rec.State.Final():
 			r.done[rec.ID] = rec.State
+			if rec.Verdict != "" {
+				doneVerdict[rec.ID] = rec.Verdict + "/" + rec.Basis
+			}
 		case rec.State == Pending:
 			pending = append(pending, rec)
 		}
@@ -168,6 +189,9 @@ func (r *runner) run(ctx context.Context) error {
 		todo = append(todo, e)
 		bytes += e.Size
 	}
+	if err := r.planSpam(ctx, entries, todo, doneVerdict); err != nil {
+		return err
+	}
 	r.opt.Observer.Planned(len(todo), bytes, r.sum.AlreadyDone)
 	return r.retrieve(ctx, todo)
 }
@@ -185,12 +209,7 @@ func (r *runner) planFolders(ctx context.Context, entries []Entry) error {
 	if len(names) == 0 {
 		return nil
 	}
-	var dest []Folder
-	err := r.withRetry(ctx, func() error {
-		var err error
-		dest, err = r.dst.Folders(ctx)
-		return err
-	})
+	dest, err := r.destFolders(ctx)
 	if err != nil {
 		return err
 	}
@@ -201,6 +220,19 @@ func (r *runner) planFolders(ctx context.Context, entries []Entry) error {
 		r.note("folder %q → %q (%s)", p.Source, p.Dest, p.How)
 	}
 	return nil
+}
+
+// destFolders lists the destination's folders once per run.
+func (r *runner) destFolders(ctx context.Context) ([]Folder, error) {
+	if r.dest != nil {
+		return r.dest, nil
+	}
+	err := r.withRetry(ctx, func() error {
+		var err error
+		r.dest, err = r.dst.Folders(ctx)
+		return err
+	})
+	return r.dest, err
 }
 
 func (r *runner) list(ctx context.Context) ([]Entry, error) {
@@ -424,6 +456,9 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		dsrc = string(s)
 	}
 	folder := r.destFolder(in.Folder)
+	cls := mime.Classify(mime.SpamInput{Header: h, JunkFolder: sourceJunk(in.Folder), Keywords: in.Flags})
+	folder, flags, spamNote := r.applySpam(in.Folder, folder, in.Flags, cls)
+	r.sum.Verdicts[cls.Key()]++
 	mid := mime.MessageID(h)
 	subject, derr := r.words.DecodeHeader(h.Get("Subject"))
 	if derr != nil {
@@ -432,13 +467,18 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	rec := Record{
 		ID: id, Folder: folder, Fingerprint: fp, Key: IndexKey(h), Size: body.Size(), Offset: in.Offset,
 		MessageID: mid, Date: date, DateSource: dsrc, Run: r.opt.Run,
+		Verdict: string(cls.Verdict), Basis: string(cls.Basis),
 	}
 	ev := Event{
 		ID: id, Folder: folder, Size: body.Size(), Date: date, DateSource: dsrc,
 		MessageID: mid, Subject: subject, Fingerprint: fp,
+		Verdict: string(cls.Verdict), Spam: cls.Reason(),
+	}
+	if spamNote != "" {
+		ev.Spam += "; " + spamNote
 	}
 	for attempt := 0; ; attempt++ {
-		err := r.copy(ctx, &rec, &ev, in.Flags, body, attempt)
+		err := r.copy(ctx, &rec, &ev, flags, body, attempt)
 		if err == nil {
 			return nil
 		}

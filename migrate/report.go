@@ -31,28 +31,34 @@ type Event struct {
 	Subject     string    `json:"subject,omitempty"`
 	UID         uint32    `json:"uid,omitempty"`
 	Fingerprint string    `json:"fingerprint,omitempty"`
+	Verdict     string    `json:"verdict,omitempty"` // spam, ham, unknown
+	Spam        string    `json:"spam_reason,omitempty"`
 }
 
 // Summary counts what a run did.
 type Summary struct {
-	Source         string        `json:"source"`
-	Destination    string        `json:"destination"`
-	Run            string        `json:"run"`
-	DryRun         bool          `json:"dry_run"`
-	KeepDuplicates bool          `json:"keep_duplicates"`
-	Listed         int           `json:"listed"`
-	Copied         int           `json:"copied"`
-	AlreadyDone    int           `json:"already_done"`
-	Present        int           `json:"present"`
-	Duplicates     int           `json:"duplicates"`
-	Failed         int           `json:"failed"`
-	Skipped        int           `json:"skipped"`
-	Reconciled     int           `json:"reconciled_pending"`
-	Bytes          int64         `json:"bytes"`
-	Elapsed        time.Duration `json:"elapsed_ns"`
-	Interrupted    bool          `json:"interrupted"`
-	Notes          []string      `json:"notes,omitempty"`
-	Folders        []FolderPlan  `json:"folders,omitempty"`
+	Source         string         `json:"source"`
+	Destination    string         `json:"destination"`
+	Run            string         `json:"run"`
+	DryRun         bool           `json:"dry_run"`
+	KeepDuplicates bool           `json:"keep_duplicates"`
+	Listed         int            `json:"listed"`
+	Copied         int            `json:"copied"`
+	AlreadyDone    int            `json:"already_done"`
+	Present        int            `json:"present"`
+	Duplicates     int            `json:"duplicates"`
+	Failed         int            `json:"failed"`
+	Skipped        int            `json:"skipped"`
+	Reconciled     int            `json:"reconciled_pending"`
+	Bytes          int64          `json:"bytes"`
+	Elapsed        time.Duration  `json:"elapsed_ns"`
+	Interrupted    bool           `json:"interrupted"`
+	Notes          []string       `json:"notes,omitempty"`
+	Folders        []FolderPlan   `json:"folders,omitempty"`
+	SpamPolicy     string         `json:"spam_policy,omitempty"`
+	JunkFolder     string         `json:"junk_folder,omitempty"`
+	Verdicts       map[string]int `json:"verdicts,omitempty"` // messages by verdict and evidence
+	Guarded        []string       `json:"spam_guarded_folders,omitempty"`
 }
 
 // Rate returns messages copied per second.

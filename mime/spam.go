@@ -30,9 +30,10 @@ const (
 // Evidence is one clue about a message's class.
 type Evidence struct {
 	Verdict Verdict `json:"verdict"`
-	Basis   string  `json:"basis"`  // folder, keyword, header, untrusted-header, subject
-	Detail  string  `json:"detail"` // what was seen, for people
-	Acted   bool    `json:"acted"`  // whether it counts towards the verdict
+	Basis   string  `json:"basis"`           // folder, keyword, header, untrusted-header, subject
+	Detail  string  `json:"detail"`          // what was seen, for people
+	Field   string  `json:"field,omitempty"` // the header field or keyword
+	Acted   bool    `json:"acted"`           // whether it counts towards the verdict
 }
 
 // Classification is the verdict and everything seen on the way.
@@ -52,6 +53,24 @@ func (c Classification) Reason() string {
 	return string(c.Verdict)
 }
 
+// Key names the verdict and the kind of evidence behind it, for counting:
+// "spam (header X-me-spamlevel)", "ham (keyword $NotJunk)", "spam (folder)",
+// "unknown".
+func (c Classification) Key() string {
+	if c.Basis == BasisNone {
+		return string(c.Verdict)
+	}
+	for _, e := range c.Evidence {
+		if e.Acted && e.Verdict == c.Verdict && e.Basis == string(c.Basis) {
+			if e.Field != "" && c.Basis != BasisFolder {
+				return fmt.Sprintf("%s (%s %s)", c.Verdict, c.Basis, e.Field)
+			}
+			break
+		}
+	}
+	return fmt.Sprintf("%s (%s)", c.Verdict, c.Basis)
+}
+
 // SpamInput is what a message's classification looks at.
 type SpamInput struct {
 	Header     Header
@@ -68,8 +87,9 @@ type SpamInput struct {
 // is recorded but never decides alone. Classify is pure and never fails.
 func Classify(in SpamInput) Classification {
 	var c Classification
+	var field string
 	add := func(v Verdict, basis, detail string, acted bool) {
-		c.Evidence = append(c.Evidence, Evidence{Verdict: v, Basis: basis, Detail: detail, Acted: acted})
+		c.Evidence = append(c.Evidence, Evidence{Verdict: v, Basis: basis, Detail: detail, Field: field, Acted: acted})
 	}
 	decide := func(v Verdict, b Basis) {
 		if c.Basis == BasisNone {
@@ -81,6 +101,7 @@ func Classify(in SpamInput) Classification {
 		decide(Spam, BasisFolder)
 	}
 	for _, k := range in.Keywords {
+		field = k
 		switch strings.ToLower(k) {
 		case "$junk", "junk":
 			add(Spam, "keyword", "keyword "+k, c.Basis == BasisNone || c.Basis == BasisKeyword)
@@ -96,6 +117,7 @@ func Classify(in SpamInput) Classification {
 		if !ok {
 			continue
 		}
+		field = f.Name
 		if i >= boundary {
 			add(v, "untrusted-header", detail+" (below the provider's Received: line: written before delivery, maybe forged)", false)
 			continue
@@ -103,6 +125,7 @@ func Classify(in SpamInput) Classification {
 		add(v, "header", detail, c.Basis == BasisNone)
 		decide(v, BasisHeader)
 	}
+	field = "Subject"
 	if subj := strings.ToLower(in.Header.Get("Subject")); subjectTag.MatchString(subj) {
 		add(Spam, "subject", fmt.Sprintf("subject tag in %q (weak: not acted on alone)", in.Header.Get("Subject")), false)
 	}

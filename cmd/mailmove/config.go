@@ -37,6 +37,10 @@ type Config struct {
 	IncludeDeleted bool                `toml:"include_deleted"`
 	MboxFormat     string              `toml:"mbox_format"`
 	FolderMap      map[string]string   `toml:"folder_map"`
+	Spam           string              `toml:"spam"`
+	JunkFolder     string              `toml:"junk_folder"`
+	SpamGuard      float64             `toml:"spam_guard"`
+	SpamTrust      bool                `toml:"spam_trust_headers"`
 	Endpoints      map[string]Endpoint `toml:"endpoints"`
 }
 

@@ -128,6 +128,10 @@ type Main struct {
 	includeDeleted bool
 	mboxFormat     string
 	folderMap      map[string]string
+	spam           string
+	junkFolder     string
+	spamGuard      float64
+	spamTrust      bool
 	verbose, quiet bool
 	showVersion    bool
 	timeout        time.Duration
@@ -187,6 +191,10 @@ func (m *Main) ParseFlags(args []string) error {
 		return nil
 	})
 	fs.BoolVar(&m.includeDeleted, "include-deleted", false, "mbox: also copy messages the mail client marked deleted, flagged \\Deleted")
+	fs.StringVar(&m.spam, "spam", "", "what a spam verdict does: route (to the junk folder, flagged $Junk; the default), flag ($Junk only) or ignore")
+	fs.StringVar(&m.junkFolder, "junk-folder", "", "destination folder for spam (default: the folder with the \\Junk attribute, else Junk, Spam...)")
+	fs.Float64Var(&m.spamGuard, "spam-guard", 0, "largest share of a folder that filter headers alone may send to junk (default 0.5)")
+	fs.BoolVar(&m.spamTrust, "spam-trust-headers", false, "act on filter headers even when they mark most of a folder as spam")
 	fs.StringVar(&m.mboxFormat, "mbox-format", "", "mbox flavour: auto, mboxrd, mboxo, mboxcl or mboxcl2 (default auto)")
 	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
 	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
@@ -230,6 +238,16 @@ func (m *Main) ParseFlags(args []string) error {
 	m.includeDeleted = m.includeDeleted || cfg.IncludeDeleted
 	if m.mboxFormat == "" {
 		m.mboxFormat = cfg.MboxFormat
+	}
+	m.spam = cmp.Or(m.spam, cfg.Spam)
+	m.junkFolder = cmp.Or(m.junkFolder, cfg.JunkFolder)
+	m.spamGuard = cmp.Or(m.spamGuard, cfg.SpamGuard)
+	m.spamTrust = m.spamTrust || cfg.SpamTrust
+	if _, err := migrate.ParseSpamPolicy(m.spam); err != nil {
+		return usagef("--spam: %v", err)
+	}
+	if m.spamGuard < 0 || m.spamGuard > 1 {
+		return usagef("--spam-guard must be between 0 and 1 (a share of the folder), not %v", m.spamGuard)
 	}
 	for k, v := range cfg.FolderMap {
 		if _, set := m.folderMap[k]; !set {
@@ -334,6 +352,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		dst = migrate.DryRun(dst)
 	}
 
+	spamPolicy, _ := migrate.ParseSpamPolicy(m.spam)
 	obs, finish, err := m.observers()
 	if err != nil {
 		return sum, err
@@ -349,6 +368,10 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	sum, err = migrate.Run(ctx, src, dst, cp, migrate.Options{
 		Folder:         m.folder,
 		FolderMap:      folderMap,
+		Spam:           spamPolicy,
+		JunkFolder:     m.junkFolder,
+		GuardRatio:     m.spamGuard,
+		TrustHeaders:   m.spamTrust,
 		KeepDuplicates: m.keepDuplicates,
 		DryRun:         m.dryRun,
 		SpoolDir:       spoolDir(m.dryRun, statePath),

@@ -33,14 +33,37 @@ func newProfile(t *testing.T, count int, seed uint64) (*pair, string, []profileg
 	t.Helper()
 	p := newPair(t, nil)
 	dir := filepath.Join(t.TempDir(), "Local Folders")
-	msgs := mailgen.Mailbox(mailgen.Options{Seed: seed, Count: count, MaxAttach: 40 << 10})
-	filed, err := profilegen.Thunderbird(dir, msgs, seed)
+	msgs, spam := mailgen.Labelled(mailgen.Options{Seed: seed, Count: count, MaxAttach: 40 << 10, Spam: 0.15, Forged: 0.05})
+	filed, err := profilegen.Thunderbird(dir, msgs, spam, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.from = "mbox:" + dir
 	return p, dir, filed
 }
+
+// expect says where a message of the profile goes and with which flags:
+// the Junk folder's messages and those the provider's filter marked as spam
+// go to the destination's \Junk folder flagged $Junk; the others carry the
+// filter's ham verdict and are flagged $NotJunk.
+func expect(f profilegen.Filed, destOf func(string) string) (string, []string) {
+	dest, flags := destOf(f.Folder), slices.Clone(f.Flags)
+	switch {
+	case f.Folder == "Junk":
+		flags = append(flags, "$Junk")
+	case f.Spam:
+		dest, flags = "Junk", append(flags, "$Junk")
+	default:
+		flags = append(flags, "$NotJunk")
+	}
+	if f.Deleted {
+		flags = append(flags, `\Deleted`)
+	}
+	slices.Sort(flags)
+	return dest, flags
+}
+
+func defaultDest(folder string) string { return profileDest[folder] }
 
 // checkProfile verifies that every folder holds exactly its messages (the
 // deleted ones only when includeDeleted), once each, byte for byte, with
@@ -52,7 +75,7 @@ func checkProfile(t *testing.T, p *pair, filed []profilegen.Filed, includeDelete
 		if f.Deleted && !includeDeleted {
 			continue
 		}
-		dest := profileDest[f.Folder]
+		dest, _ := expect(f, defaultDest)
 		byFolder[dest] = append(byFolder[dest], f)
 	}
 	total := 0
@@ -74,17 +97,13 @@ func checkProfile(t *testing.T, p *pair, filed []profilegen.Filed, includeDelete
 				t.Errorf("%s: a message is missing or changed (From_ date %s)", dest, f.Date)
 				continue
 			}
-			wantFlags := slices.Clone(f.Flags)
-			if f.Deleted {
-				wantFlags = append(wantFlags, `\Deleted`)
-			}
+			_, wantFlags := expect(f, defaultDest)
 			var gotFlags []string
 			for _, fl := range s.flags {
 				if !strings.EqualFold(string(fl), `\Recent`) {
 					gotFlags = append(gotFlags, string(fl))
 				}
 			}
-			slices.Sort(wantFlags)
 			slices.Sort(gotFlags)
 			if !slices.Equal(gotFlags, wantFlags) {
 				t.Errorf("%s: flags %v, want %v", dest, gotFlags, wantFlags)
@@ -159,16 +178,16 @@ func TestMboxThunderbird(t *testing.T) {
 	}
 
 	// New mail appended to the Inbox file: only it is copied.
-	more := mailgen.Mailbox(mailgen.Options{Seed: 32, Count: 25})
+	more, moreSpam := mailgen.Labelled(mailgen.Options{Seed: 32, Count: 25, Spam: 0.15})
 	fh, err := os.OpenFile(filepath.Join(dir, "Inbox"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := mbox.NewWriter(fh)
 	date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)
-	for _, m := range more {
+	for i, m := range more {
 		w.Write(mbox.FromLine("-", date), append([]byte("X-Mozilla-Status: 0001\nX-Mozilla-Status2: 00000000\n"), m...))
-		filed = append(filed, profilegen.Filed{Folder: "Inbox", Msg: m, Flags: []string{`\Seen`}, Date: date})
+		filed = append(filed, profilegen.Filed{Folder: "Inbox", Msg: m, Flags: []string{`\Seen`}, Date: date, Spam: moreSpam[i]})
 	}
 	w.Flush()
 	fh.Close()
@@ -339,13 +358,15 @@ url = "imaps://` + p.dst.Name + "@" + p.srv.IMAPS + `"
 	}
 	want := map[string]int{}
 	for _, f := range filed {
-		dest := profileDest[f.Folder]
-		switch {
-		case f.Folder == "Inbox":
-			dest = "Old/Inbox"
-		case strings.HasPrefix(f.Folder, "Work"):
-			dest = "Old/" + f.Folder
-		}
+		dest, _ := expect(f, func(folder string) string {
+			switch {
+			case folder == "Inbox":
+				return "Old/Inbox"
+			case strings.HasPrefix(folder, "Work"):
+				return "Old/" + folder
+			}
+			return profileDest[folder]
+		})
 		want[dest]++
 	}
 	for dest, n := range want {
@@ -358,10 +379,10 @@ url = "imaps://` + p.dst.Name + "@" + p.srv.IMAPS + `"
 	single := filepath.Join(dir, "Réunions")
 	q := newPair(t, nil)
 	q.from = "mbox:" + single
-	sum, out2, err := q.runMain(t, q.args("--folder", "Meetings/2019")...)
+	sum, out2, err := q.runMain(t, q.args("--folder", "Meetings/2019", "--spam", "ignore")...)
 	n := 0
 	for _, f := range filed {
-		if f.Folder == "Réunions" && !f.Deleted {
+		if f.Folder == "Réunions" && !f.Deleted { // --spam ignore: spam stays too
 			n++
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +118,9 @@ func (t *table) Message(ev migrate.Event) {
 	}
 	if ev.Action == migrate.ActAlreadyDone {
 		what = ev.ID
+	}
+	if ev.Verdict != "" && ev.Verdict != "unknown" {
+		what += "  [" + ev.Spam + "]"
 	}
 	if len(ev.Dropped) > 0 {
 		what += fmt.Sprintf("  [flags dropped: %s]", strings.Join(ev.Dropped, " "))
@@ -317,6 +322,24 @@ func printSummary(w io.Writer, s migrate.Summary, err error) {
 		fmt.Fprintf(w, ", reconciled after interruption %d", s.Reconciled)
 	}
 	fmt.Fprintf(w, "\n%s in %s (%.1f messages/s) of %d listed\n", human(s.Bytes), s.Elapsed.Round(time.Millisecond), s.Rate(), s.Listed)
+	if len(s.Verdicts) > 0 {
+		keys := slices.Sorted(maps.Keys(s.Verdicts))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, s.Verdicts[k])
+		}
+		fmt.Fprintf(w, "spam check (%s", s.SpamPolicy)
+		if s.JunkFolder != "" && s.SpamPolicy == "route" {
+			fmt.Fprintf(w, " to %q", s.JunkFolder)
+		}
+		fmt.Fprintf(w, "): %s\n", strings.Join(parts, ", "))
+	}
+	for _, f := range s.Guarded {
+		if f == "" {
+			f = "the source mailbox"
+		}
+		fmt.Fprintf(w, "WARNING: %s: most messages carried a spam header; not routed to junk on headers alone (--spam-trust-headers to override)\n", f)
+	}
 	if s.KeepDuplicates {
 		fmt.Fprintln(w, "--keep-duplicates: deduplication was off")
 	}

@@ -19,6 +19,13 @@ type Options struct {
 	Count      int
 	MaxAttach  int     // largest attachment in bytes; 0 means 200 KB
 	Duplicates float64 // share of messages that repeat an earlier one
+	// Spam is the share of messages the provider's filter marks as spam
+	// (Orange's X-me-spamlevel, above its inbound Received: line); when it
+	// is set, every other message carries the filter's ham verdict.
+	Spam float64
+	// Forged is the share of messages carrying a sender-written spam
+	// verdict below the inbound Received: line, which must not count.
+	Forged float64
 }
 
 var (
@@ -29,19 +36,29 @@ var (
 
 // Mailbox returns opts.Count messages.
 func Mailbox(opts Options) [][]byte {
+	msgs, _ := Labelled(opts)
+	return msgs
+}
+
+// Labelled returns opts.Count messages and, for each, whether the
+// provider's filter marked it as spam.
+func Labelled(opts Options) ([][]byte, []bool) {
 	if opts.MaxAttach <= 0 {
 		opts.MaxAttach = 200 << 10
 	}
 	r := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
 	out := make([][]byte, 0, opts.Count)
+	spam := make([]bool, 0, opts.Count)
 	for i := 0; i < opts.Count; i++ {
 		if i > 0 && r.Float64() < opts.Duplicates {
-			out = append(out, out[r.IntN(len(out))])
+			j := r.IntN(len(out))
+			out, spam = append(out, out[j]), append(spam, spam[j])
 			continue
 		}
-		out = append(out, message(r, i, opts))
+		m, s := message(r, i, opts)
+		out, spam = append(out, m), append(spam, s)
 	}
-	return out
+	return out, spam
 }
 
 func text(r *rand.Rand, n int) string {
@@ -59,15 +76,26 @@ func text(r *rand.Rand, n int) string {
 	return b.String()
 }
 
-func message(r *rand.Rand, i int, opts Options) []byte {
+func message(r *rand.Rand, i int, opts Options) ([]byte, bool) {
 	date := time.Date(2015, 1, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(i)*97*time.Minute + time.Duration(r.IntN(3600))*time.Second)
 	var h strings.Builder
 	fmt.Fprintf(&h, "Return-Path: <sender%d@example.org>\r\n", i)
+	// As Orange delivers: an internal hop, the filter's verdict, then the
+	// inbound line where Orange took the message from the sender's relay.
 	fmt.Fprintf(&h, "Received: from mwinf5c%02d (mwinf5c%02d [10.232.3.%d])\r\n\tby mwinf5c%02d with ME\r\n\tid %dx; %s\r\n",
-		i%40, i%40, i%250, i%40, 1000+i, date.Add(2*time.Second).Format(time.RFC1123Z))
-	fmt.Fprintf(&h, "Received: from relay.example.org ([192.0.2.%d]) by mx.example.org; %s\r\n", i%250, date.Add(time.Second).Format(time.RFC1123Z))
-	if i%7 == 0 {
+		(i+1)%40, (i+1)%40, i%250, i%40, 1000+i, date.Add(2*time.Second).Format(time.RFC1123Z))
+	spam := opts.Spam > 0 && r.Float64() < opts.Spam
+	switch {
+	case spam:
+		// Orange's spam value has no public sample: any value but not-spam.
+		fmt.Fprintf(&h, "X-me-spamlevel: high\r\nX-me-spamrating: %d.0\r\n", 80+r.IntN(20))
+	case opts.Spam > 0 || i%7 == 0:
 		h.WriteString("X-me-spamlevel: not-spam\r\nX-me-spamrating: 12\r\n")
+	}
+	fmt.Fprintf(&h, "Received: from relay.example.org (relay.example.org [192.0.2.%d])\r\n\tby mwinf5c%02d with ME; %s\r\n",
+		i%250, (i+1)%40, date.Add(time.Second).Format(time.RFC1123Z))
+	if opts.Forged > 0 && r.Float64() < opts.Forged {
+		h.WriteString("X-Spam-Flag: YES\r\nX-Spam-Status: Yes, score=15.0 required=5.0\r\n")
 	}
 	fmt.Fprintf(&h, "From: %s\r\nTo: jean.dupont@orange.fr\r\nSubject: %s %d\r\nDate: %s\r\n",
 		senders[r.IntN(len(senders))], subjects[r.IntN(len(subjects))], i, date.Format(time.RFC1123Z))
@@ -111,5 +139,5 @@ func message(r *rand.Rand, i int, opts Options) []byte {
 	if i%31 == 3 {
 		msg = strings.ReplaceAll(msg, "\r\n", "\n") // LF-only, as some stores keep it
 	}
-	return []byte(msg)
+	return []byte(msg), spam
 }

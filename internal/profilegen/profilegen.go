@@ -22,6 +22,7 @@ type Filed struct {
 	Flags   []string  // the IMAP flags its X-Mozilla-Status and -Keys stand for, sorted
 	Deleted bool      // expunged bit set: deleted but not compacted away
 	Date    time.Time // the From_ line's date, to the second
+	Spam    bool      // the provider's filter header marks it as spam
 }
 
 // Folders are the folders Thunderbird writes, with their share of
@@ -39,8 +40,9 @@ var Folders = []struct {
 // Thunderbird does: one mbox per folder with "From - DATE" lines (local
 // time), X-Mozilla-Status/-Status2/-Keys headers at the top of each message,
 // subfolders in NAME.sbd/, and .msf index files beside. The flags and the
-// folder of each message are drawn from seed.
-func Thunderbird(dir string, msgs [][]byte, seed uint64) ([]Filed, error) {
+// folder of each message are drawn from seed. spam, when not nil, tells
+// which messages mailgen marked as spam.
+func Thunderbird(dir string, msgs [][]byte, spam []bool, seed uint64) ([]Filed, error) {
 	r := rand.New(rand.NewPCG(seed, 7))
 	total := 0
 	for _, f := range Folders {
@@ -114,7 +116,7 @@ func Thunderbird(dir string, msgs [][]byte, seed uint64) ([]Filed, error) {
 		if err := w.Write(mbox.FromLine("-", date), append([]byte(head), m...)); err != nil {
 			return nil, err
 		}
-		out = append(out, Filed{Folder: folder, Msg: m, Flags: flags, Deleted: status&0x0008 != 0, Date: date})
+		out = append(out, Filed{Folder: folder, Msg: m, Flags: flags, Deleted: status&0x0008 != 0, Date: date, Spam: spam != nil && spam[i]})
 	}
 	for _, w := range files {
 		if err := w.Flush(); err != nil {

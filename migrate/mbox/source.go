@@ -169,13 +169,9 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rel := strings.TrimPrefix(e.ID, "mbox:")
-		if i := strings.LastIndexByte(rel, '#'); i >= 0 {
-			rel = rel[:i]
-		}
-		f := s.files[rel]
-		if f == nil {
-			return &migrate.Fatal{Err: fmt.Errorf("message %s: not from a listed file", e.ID)}
+		f, err := s.fileOf(e)
+		if err != nil {
+			return err
 		}
 		in, err := s.read(f, e)
 		if err != nil {
@@ -188,34 +184,45 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 	return nil
 }
 
+// Headers implements migrate.HeaderSource: each entry's header, read at
+// its offset without its body.
+func (s *Source) Headers(ctx context.Context, entries []migrate.Entry, fn func(migrate.Entry, []byte) error) error {
+	defer s.Close()
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := s.fileOf(e)
+		if err != nil {
+			return err
+		}
+		m, _, err := s.message(f, e)
+		if err != nil {
+			return err
+		}
+		if err := fn(e, m.Header); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Source) fileOf(e migrate.Entry) (*file, error) {
+	rel := strings.TrimPrefix(e.ID, "mbox:")
+	if i := strings.LastIndexByte(rel, '#'); i >= 0 {
+		rel = rel[:i]
+	}
+	f := s.files[rel]
+	if f == nil {
+		return nil, &migrate.Fatal{Err: fmt.Errorf("message %s: not from a listed file", e.ID)}
+	}
+	return f, nil
+}
+
 func (s *Source) read(f *file, e migrate.Entry) (*migrate.Incoming, error) {
-	if s.rdFor != f.rel || s.rd == nil {
-		s.Close()
-		fh, err := os.Open(f.path)
-		if err != nil {
-			return nil, &migrate.Fatal{Err: err}
-		}
-		st, err := fh.Stat()
-		if err != nil {
-			fh.Close()
-			return nil, &migrate.Fatal{Err: err}
-		}
-		if st.Size() != f.size || !st.ModTime().Equal(f.mtime) {
-			fh.Close()
-			return nil, &migrate.Fatal{Err: fmt.Errorf(
-				"%s changed while mailmove was reading it (is the mail client running? close it): run mailmove again", f.path)}
-		}
-		s.open, s.rdFor = fh, f.rel
-	}
-	if s.rd == nil || s.rd.Offset() != e.Offset {
-		s.rd = NewReader(s.open, f.size, e.Offset, s.cfg.Format, s.cfg.Location)
-	}
-	m, body, err := s.rd.Next()
-	if err == nil && m.Offset != e.Offset {
-		err = fmt.Errorf("no message at offset %d", e.Offset)
-	}
+	m, body, err := s.message(f, e)
 	if err != nil {
-		return nil, &migrate.Fatal{Err: fmt.Errorf("%s: %w (the file changed: run mailmove again)", f.path, err)}
+		return nil, err
 	}
 	h := mime.ParseHeader(m.Header)
 	flags := Flags(h)
@@ -237,6 +244,41 @@ func (s *Source) read(f *file, e migrate.Entry) (*migrate.Incoming, error) {
 		in.Date, in.DateSource = m.Date, string(mime.DateFromLine)
 	}
 	return in, nil
+}
+
+// message positions the reader at e and returns its framing and body. A
+// file changed since List (a mail client compacting it) is a fatal error:
+// the next run lists it again.
+func (s *Source) message(f *file, e migrate.Entry) (*Message, io.Reader, error) {
+	if s.rdFor != f.rel || s.rd == nil {
+		s.Close()
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return nil, nil, &migrate.Fatal{Err: err}
+		}
+		st, err := fh.Stat()
+		if err != nil {
+			fh.Close()
+			return nil, nil, &migrate.Fatal{Err: err}
+		}
+		if st.Size() != f.size || !st.ModTime().Equal(f.mtime) {
+			fh.Close()
+			return nil, nil, &migrate.Fatal{Err: fmt.Errorf(
+				"%s changed while mailmove was reading it (is the mail client running? close it): run mailmove again", f.path)}
+		}
+		s.open, s.rdFor = fh, f.rel
+	}
+	if s.rd == nil || s.rd.Offset() != e.Offset {
+		s.rd = NewReader(s.open, f.size, e.Offset, s.cfg.Format, s.cfg.Location)
+	}
+	m, body, err := s.rd.Next()
+	if err == nil && m.Offset != e.Offset {
+		err = fmt.Errorf("no message at offset %d", e.Offset)
+	}
+	if err != nil {
+		return nil, nil, &migrate.Fatal{Err: fmt.Errorf("%s: %w (the file changed: run mailmove again)", f.path, err)}
+	}
+	return m, body, nil
 }
 
 // internalData recognises the pseudo-message UW IMAP and pine keep first in

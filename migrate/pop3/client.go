@@ -313,6 +313,64 @@ func (c *Client) Retr(n int) (io.Reader, error) {
 	return c.open, nil
 }
 
+// headerMax bounds the header kept per message by TopHeaders.
+const headerMax = 256 << 10
+
+// TopHeaders reads the header of each message in nums with TOP n 0 (RFC 1939
+// section 7) and calls fn with the header (at most 256 KB of it) or the
+// server's -ERR for that message. When the server offers PIPELINING (RFC
+// 2449 section 6.6) the commands go out in windows, so a long mailbox costs
+// a few round trips instead of one per message. After an error, from fn or
+// the connection, the session is out of step: close it.
+func (c *Client) TopHeaders(nums []int, fn func(i int, header []byte, err error) error) error {
+	if c.open != nil {
+		if err := c.open.drain(); err != nil {
+			return err
+		}
+		c.open = nil
+	}
+	window := 1
+	if c.Has("PIPELINING") {
+		window = 32
+	}
+	for start := 0; start < len(nums); start += window {
+		batch := nums[start:min(start+window, len(nums))]
+		for _, n := range batch {
+			if _, err := c.bw.WriteString("TOP " + strconv.Itoa(n) + " 0\r\n"); err != nil {
+				return err
+			}
+		}
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		for j := range batch {
+			_, err := c.status("TOP")
+			var perr *Error
+			if errors.As(err, &perr) {
+				if err := fn(start+j, nil, err); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			d := newDotReader(c.br)
+			h, err := io.ReadAll(io.LimitReader(d, headerMax))
+			if err == nil {
+				err = d.drain()
+			}
+			if err != nil {
+				return fmt.Errorf("pop3 TOP: %w", err)
+			}
+			if err := fn(start+j, h, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Quit ends the session (RFC 1939 section 6: this is when DELE takes effect).
 func (c *Client) Quit() error {
 	_, err := c.cmd("QUIT", "QUIT")

@@ -302,3 +302,49 @@ func TestStalledServer(t *testing.T) {
 		t.Fatalf("stall gave %v after %v", err, time.Since(begin))
 	}
 }
+
+// TestTopHeaders reads every header pipelined, and with a server that does
+// not pipeline, one at a time; a refused TOP is reported for its message.
+func TestTopHeaders(t *testing.T) {
+	msgs := []pop3test.Message{
+		{UID: "a", Data: []byte("Subject: one\r\nX-Spam: Yes\r\n\r\nbody\r\n.hidden\r\n")},
+		{UID: "b", Data: []byte(".Dot: header\r\n\r\nbody\r\n")},
+		{UID: "c", Data: []byte("Subject: no body")},
+	}
+	for _, noCAPA := range []bool{false, true} {
+		f := start(t, &pop3test.Server{Messages: msgs, NoCAPA: noCAPA})
+		c, err := pop3.Dial(context.Background(), f.addr, f.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Auth(f.srv.User, f.srv.Pass); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		err = c.TopHeaders([]int{1, 2, 9, 3}, func(i int, h []byte, err error) error {
+			if err != nil {
+				got = append(got, fmt.Sprintf("%d: error", i))
+			} else {
+				got = append(got, fmt.Sprintf("%d: %q", i, h))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{`0: "Subject: one\r\nX-Spam: Yes\r\n\r\n"`, `1: ".Dot: header\r\n\r\n"`, "2: error", `3: "Subject: no body\r\n"`}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("noCAPA=%v:\ngot  %q\nwant %q", noCAPA, got, want)
+		}
+		// The session is still in step.
+		r, err := c.Retr(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		if string(b) != string(msgs[0].Data) {
+			t.Errorf("RETR after TOP: %q", b)
+		}
+		c.Quit()
+	}
+}

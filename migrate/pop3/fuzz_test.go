@@ -68,6 +68,7 @@ func FuzzClientReplies(f *testing.F) {
 		c.Stat()
 		c.List()
 		c.UIDL()
+		c.TopHeaders([]int{1, 2}, func(int, []byte, error) error { return nil })
 		if r, err := c.Retr(1); err == nil {
 			io.Copy(io.Discard, r)
 		}

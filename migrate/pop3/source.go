@@ -134,14 +134,14 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 	return out, nil
 }
 
-// Retrieve implements migrate.Source.
-func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(*migrate.Incoming) error) error {
+// session connects when needed; message numbers belong to a session, so a
+// new one maps the UIDLs again.
+func (s *Source) session(ctx context.Context) error {
 	reconnected := s.c == nil
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
 	if reconnected && s.uidOf != nil {
-		// Message numbers belong to a session: map the UIDLs again.
 		uids, err := s.c.UIDL()
 		if err != nil {
 			s.drop()
@@ -152,21 +152,67 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 			s.numOf[u] = n
 		}
 	}
+	return nil
+}
+
+// number is the entry's message number in this session; false when the
+// message has gone from the server since it was listed.
+func (s *Source) number(e migrate.Entry) (int, bool) {
+	if len(e.ID) > 5 && e.ID[:5] == "uidl:" {
+		n, ok := s.numOf[e.ID[5:]]
+		return n, ok
+	}
+	return e.Num, true
+}
+
+// Headers implements migrate.HeaderSource with TOP, pipelined when the
+// server allows. A message gone from the server, or one whose TOP is
+// refused, is left out: Retrieve reports it.
+func (s *Source) Headers(ctx context.Context, entries []migrate.Entry, fn func(migrate.Entry, []byte) error) error {
+	if err := s.session(ctx); err != nil {
+		return err
+	}
+	stop := s.closeOnCancel(ctx)
+	defer stop()
+	var nums []int
+	var which []migrate.Entry
+	for _, e := range entries {
+		if n, ok := s.number(e); ok {
+			nums, which = append(nums, n), append(which, e)
+		}
+	}
+	err := s.c.TopHeaders(nums, func(i int, h []byte, err error) error {
+		if err != nil {
+			return nil
+		}
+		return fn(which[i], h)
+	})
+	if err != nil {
+		s.drop()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("read headers: %w", err)
+	}
+	return nil
+}
+
+// Retrieve implements migrate.Source.
+func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(*migrate.Incoming) error) error {
+	if err := s.session(ctx); err != nil {
+		return err
+	}
 	stop := s.closeOnCancel(ctx)
 	defer stop()
 	for _, e := range entries {
-		num := e.Num
-		if len(e.ID) > 5 && e.ID[:5] == "uidl:" {
-			n, ok := s.numOf[e.ID[5:]]
-			if !ok {
-				// Gone since it was listed (another client took it): said, not skipped.
-				err := &migrate.Permanent{Err: fmt.Errorf("message %s is no longer on the POP3 server (another client removed it)", e.ID)}
-				if err := fn(&migrate.Incoming{Entry: e, Err: err}); err != nil {
-					return err
-				}
-				continue
+		num, ok := s.number(e)
+		if !ok {
+			// Gone since it was listed (another client took it): said, not skipped.
+			err := &migrate.Permanent{Err: fmt.Errorf("message %s is no longer on the POP3 server (another client removed it)", e.ID)}
+			if err := fn(&migrate.Incoming{Entry: e, Err: err}); err != nil {
+				return err
 			}
-			num = n
+			continue
 		}
 		r, err := s.c.Retr(num)
 		if err != nil {

@@ -41,6 +41,7 @@ type Server struct {
 	Logins   int // successful logins
 	Failures int // refused logins
 	Retrs    int // RETR commands answered +OK
+	Tops     int // TOP commands answered +OK
 	wg       sync.WaitGroup
 	conns    map[net.Conn]bool
 }
@@ -258,6 +259,25 @@ func (s *Server) command(conn net.Conn, reply func(string, ...any), verb, arg st
 		s.mu.Unlock()
 		reply("+OK %d octets", len(s.Messages[n-1].Data))
 		conn.Write(Stuff(s.Messages[n-1].Data))
+	case "TOP":
+		num, lines, _ := strings.Cut(arg, " ")
+		n, ok := s.msg(num)
+		if !ok || strings.TrimSpace(lines) != "0" {
+			reply("-ERR no such message, or only TOP n 0 here")
+			return
+		}
+		s.mu.Lock()
+		s.Tops++
+		s.mu.Unlock()
+		data := s.Messages[n-1].Data
+		end := bytes.Index(data, []byte("\r\n\r\n"))
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += 4
+		}
+		reply("+OK")
+		conn.Write(Stuff(data[:end]))
 	case "RSET":
 		reply("+OK")
 	default:
