@@ -472,7 +472,7 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	ev := Event{
 		ID: id, Folder: folder, Size: body.Size(), Date: date, DateSource: dsrc,
 		MessageID: mid, Subject: subject, Fingerprint: fp,
-		Verdict: string(cls.Verdict), Spam: cls.Reason(),
+		Verdict: string(cls.Verdict), Spam: cls.Explain(), Evidence: cls.Evidence,
 	}
 	if spamNote != "" {
 		ev.Spam += "; " + spamNote

@@ -1,6 +1,10 @@
 package migrate
 
-import "time"
+import (
+	"time"
+
+	"github.com/mailmove/mailmove/mime"
+)
 
 // Action is what the pipeline did, or in a dry-run would do, with a message.
 type Action string
@@ -17,22 +21,23 @@ const (
 
 // Event reports the decision taken for one message.
 type Event struct {
-	Seq         int       `json:"seq"`
-	ID          string    `json:"id"`
-	Action      Action    `json:"action"`
-	Reason      string    `json:"reason,omitempty"`
-	Folder      string    `json:"folder,omitempty"`
-	Size        int64     `json:"size,omitempty"`
-	Date        time.Time `json:"date,omitzero"`
-	DateSource  string    `json:"date_source,omitempty"`
-	Flags       []string  `json:"flags,omitempty"`
-	Dropped     []string  `json:"dropped_flags,omitempty"`
-	MessageID   string    `json:"message_id,omitempty"`
-	Subject     string    `json:"subject,omitempty"`
-	UID         uint32    `json:"uid,omitempty"`
-	Fingerprint string    `json:"fingerprint,omitempty"`
-	Verdict     string    `json:"verdict,omitempty"` // spam, ham, unknown
-	Spam        string    `json:"spam_reason,omitempty"`
+	Seq         int             `json:"seq"`
+	ID          string          `json:"id"`
+	Action      Action          `json:"action"`
+	Reason      string          `json:"reason,omitempty"`
+	Folder      string          `json:"folder,omitempty"`
+	Size        int64           `json:"size,omitempty"`
+	Date        time.Time       `json:"date,omitzero"`
+	DateSource  string          `json:"date_source,omitempty"`
+	Flags       []string        `json:"flags,omitempty"`
+	Dropped     []string        `json:"dropped_flags,omitempty"`
+	MessageID   string          `json:"message_id,omitempty"`
+	Subject     string          `json:"subject,omitempty"`
+	UID         uint32          `json:"uid,omitempty"`
+	Fingerprint string          `json:"fingerprint,omitempty"`
+	Verdict     string          `json:"verdict,omitempty"` // spam, ham, unknown
+	Spam        string          `json:"spam_reason,omitempty"`
+	Evidence    []mime.Evidence `json:"spam_evidence,omitempty"`
 }
 
 // Summary counts what a run did.

@@ -53,6 +53,18 @@ func (c Classification) Reason() string {
 	return string(c.Verdict)
 }
 
+// Explain is Reason followed by the evidence not acted on (forged headers,
+// subject tags, weaker signals overruled), for the dry-run and the report.
+func (c Classification) Explain() string {
+	s := c.Reason()
+	for _, e := range c.Evidence {
+		if !e.Acted {
+			s += "; not acted on: " + e.Detail
+		}
+	}
+	return s
+}
+
 // Key names the verdict and the kind of evidence behind it, for counting:
 // "spam (header X-me-spamlevel)", "ham (keyword $NotJunk)", "spam (folder)",
 // "unknown".
@@ -104,10 +116,10 @@ func Classify(in SpamInput) Classification {
 		field = k
 		switch strings.ToLower(k) {
 		case "$junk", "junk":
-			add(Spam, "keyword", "keyword "+k, c.Basis == BasisNone || c.Basis == BasisKeyword)
+			add(Spam, "keyword", "keyword "+k, c.Basis == BasisNone)
 			decide(Spam, BasisKeyword)
 		case "$notjunk", "notjunk", "nonjunk":
-			add(Ham, "keyword", "keyword "+k, c.Basis == BasisNone || c.Basis == BasisKeyword)
+			add(Ham, "keyword", "keyword "+k, c.Basis == BasisNone)
 			decide(Ham, BasisKeyword)
 		}
 	}
@@ -119,7 +131,7 @@ func Classify(in SpamInput) Classification {
 		}
 		field = f.Name
 		if i >= boundary {
-			add(v, "untrusted-header", detail+" (below the provider's Received: line: written before delivery, maybe forged)", false)
+			add(v, "untrusted-header", detail+", below the provider's inbound Received: line (maybe forged)", false)
 			continue
 		}
 		add(v, "header", detail, c.Basis == BasisNone)

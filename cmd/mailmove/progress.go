@@ -119,13 +119,13 @@ func (t *table) Message(ev migrate.Event) {
 	if ev.Action == migrate.ActAlreadyDone {
 		what = ev.ID
 	}
-	if ev.Verdict != "" && ev.Verdict != "unknown" {
+	if ev.Verdict != "" && (ev.Verdict != "unknown" || strings.Contains(ev.Spam, ";")) {
 		what += "  [" + ev.Spam + "]"
 	}
 	if len(ev.Dropped) > 0 {
 		what += fmt.Sprintf("  [flags dropped: %s]", strings.Join(ev.Dropped, " "))
 	}
-	fmt.Fprintf(t.w, "%6d  %-12s  %-14s  %-26s  %9s  %s\n", ev.Seq, ev.Action, clipRunes(ev.Folder, 14), date, human(ev.Size), clipRunes(what, 120))
+	fmt.Fprintf(t.w, "%6d  %-12s  %-14s  %-26s  %9s  %s\n", ev.Seq, ev.Action, clipRunes(ev.Folder, 14), date, human(ev.Size), clipRunes(what, 200))
 }
 
 func clipRunes(s string, n int) string {
