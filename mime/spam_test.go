@@ -124,3 +124,27 @@ func TestTrustBoundary(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClassify: any header, any keywords: a verdict, never a panic, and
+// never a verdict without evidence acted on.
+func FuzzClassify(f *testing.F) {
+	f.Add([]byte(orange("X-me-spamlevel: high\n", "X-Spam-Flag: YES\n")), "$Junk", false)
+	f.Add([]byte("Received: from [1.2.3.4] by x\nX-Spam: Yes\n\n"), "", true)
+	f.Fuzz(func(t *testing.T, header []byte, keyword string, junk bool) {
+		c := Classify(SpamInput{Header: ParseHeader(header), JunkFolder: junk, Keywords: []string{keyword}})
+		switch c.Verdict {
+		case Unknown:
+			if c.Basis != BasisNone {
+				t.Fatalf("unknown with basis %q", c.Basis)
+			}
+		case Spam, Ham:
+			if !strings.Contains(c.Reason(), ":") {
+				t.Fatalf("verdict %s without evidence: %+v", c.Verdict, c)
+			}
+		default:
+			t.Fatalf("verdict %q", c.Verdict)
+		}
+		_ = c.Key()
+		_ = c.Explain()
+	})
+}
