@@ -100,9 +100,9 @@ func PlanFolder(src string, dest []Folder, folderMap map[string]string) FolderPl
 		if f, ok := findUse(dest, role); ok {
 			plan.Dest, plan.How = f, "the destination's "+role+" folder"
 		} else if f, ok := findNamed(dest, role, d); ok {
-			plan.Dest, plan.How = f, "the destination's folder named for "+role+" (it has no "+role+" attribute)"
+			plan.Dest, plan.How = f, "an existing folder with a usual "+role+" name; none has the "+role+" attribute"
 		} else {
-			plan.Dest, plan.How = clean(top, d), "by name (the destination has no "+role+" folder yet)"
+			plan.Dest, plan.How = clean(top, d), "by name; the destination has no "+role+" folder"
 		}
 	}
 	plan.Dest = joinLevels(plan.Dest, rest, d)

@@ -15,7 +15,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailmove/mailmove"
+	"github.com/mailmove/mailmove/internal/mailgen"
 	"github.com/mailmove/mailmove/internal/memimap"
+	"github.com/mailmove/mailmove/internal/profilegen"
 	"github.com/mailmove/mailmove/internal/testcert"
 	"github.com/mailmove/mailmove/migrate/pop3/pop3test"
 )
@@ -87,7 +89,11 @@ func runDemo(args []string) error {
 	}
 	os.WriteFile(filepath.Join(dir, "no-config.toml"), nil, 0o600)
 	step := func(title string, extra ...string) error {
-		fmt.Printf("\n=== %s\n$ mailmove %s\n", title, strings.Join(append(extra, "--from", "pop3s://...", "--to", "imaps://..."), " "))
+		from := "pop3s://..."
+		if len(extra) == 2 && extra[0] == "--from-is" {
+			from, extra = extra[1], nil
+		}
+		fmt.Printf("\n=== %s\n$ mailmove %s\n", title, strings.Join(append(extra, "--from", from, "--to", "imaps://..."), " "))
 		m := &Main{Stdout: os.Stdout, Stderr: os.Stdout}
 		if err := m.ParseFlags(append(append([]string{}, common...), extra...)); err != nil {
 			return err
@@ -109,6 +115,19 @@ func runDemo(args []string) error {
 	if err := step("3. Run again: it carries on where it stopped, here with nothing left to do"); err != nil {
 		return err
 	}
+
+	// A Thunderbird "Local Folders" directory into the same account.
+	tb := filepath.Join(dir, "Local Folders")
+	msgs, spam := mailgen.Labelled(mailgen.Options{Seed: 2026, Count: 30, MaxAttach: 20 << 10, Spam: 0.2})
+	if _, err := profilegen.Thunderbird(tb, msgs, spam, 2026); err != nil {
+		return err
+	}
+	common[1] = "mbox:" + tb
+	common[7] = filepath.Join(dir, "thunderbird.db")
+	fmt.Printf("\n(a Thunderbird profile's Local Folders of %d messages: Inbox, Sent, Junk, Trash, Drafts, Archives/2023, Réunions, Work/Projects/Alpha)\n", len(msgs))
+	if err := step("4. Thunderbird folders: flags, folders, junk and dates kept", "--from-is", "mbox:Local Folders"); err != nil {
+		return err
+	}
 	return listDemo(imapAddr, certs.CAPEM)
 }
 
@@ -123,27 +142,37 @@ func listDemo(addr string, ca []byte) error {
 	if err := c.Login("jean.dupont@imap.example", "demo-imap").Wait(); err != nil {
 		return err
 	}
-	data, err := c.Select("INBOX", nil).Wait()
+	boxes, err := c.List("", "*", nil).Collect()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n=== 4. The destination INBOX now holds %d messages\n", data.NumMessages)
-	if data.NumMessages == 0 {
-		return nil
-	}
-	msgs, err := c.Fetch(imapv2.SeqSet{imapv2.SeqRange{Start: 1, Stop: 0}}, &imapv2.FetchOptions{
-		UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true,
-	}).Collect()
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%4s  %-16s  %-7s  %8s  %s\n", "UID", "INTERNALDATE", "FLAGS", "SIZE", "SUBJECT")
-	for _, m := range msgs {
-		flags := ""
-		for _, f := range m.Flags {
-			flags += string(f)
+	sort.Slice(boxes, func(i, j int) bool { return boxes[i].Mailbox < boxes[j].Mailbox })
+	fmt.Printf("\n=== 5. What the destination account now holds\n")
+	for _, b := range boxes {
+		data, err := c.Select(b.Mailbox, nil).Wait()
+		if err != nil {
+			return err
 		}
-		fmt.Printf("%4d  %-16s  %-7s  %8s  %s\n", m.UID, m.InternalDate.Local().Format("2006-01-02 15:04"), flags, human(m.RFC822Size), clipRunes(m.Envelope.Subject, 60))
+		fmt.Printf("\n%s: %d message(s)\n", b.Mailbox, data.NumMessages)
+		if data.NumMessages == 0 {
+			continue
+		}
+		msgs, err := c.Fetch(imapv2.SeqSet{imapv2.SeqRange{Start: 1, Stop: 0}}, &imapv2.FetchOptions{
+			UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true,
+		}).Collect()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%4s  %-16s  %-28s  %8s  %s\n", "UID", "INTERNALDATE", "FLAGS", "SIZE", "SUBJECT")
+		for _, m := range msgs {
+			var flags []string
+			for _, f := range m.Flags {
+				flags = append(flags, string(f))
+			}
+			sort.Strings(flags)
+			fmt.Printf("%4d  %-16s  %-28s  %8s  %s\n", m.UID, m.InternalDate.Local().Format("2006-01-02 15:04"), strings.Join(flags, " "),
+				human(m.RFC822Size), clipRunes(m.Envelope.Subject, 50))
+		}
 	}
 	return nil
 }
