@@ -1,0 +1,554 @@
+package mime
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	stdmime "mime"
+	"mime/quotedprintable"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Finding is one problem found in a message and what was done about it.
+type Finding struct {
+	Code   string `json:"code"`             // stable, for counting: nul, header-separator, xml-unwrapped...
+	Text   string `json:"text"`             // a sentence for people
+	Change string `json:"change,omitempty"` // what changed, when something did
+}
+
+// RepairOptions turn on the repairs a destination needs (the others are
+// always applied when a message needs them).
+type RepairOptions struct {
+	// Date is used when a message without a header gets one; the time of
+	// the run when zero.
+	Date time.Time
+	// EncodeHeaders RFC 2047-encodes 8-bit bytes in the header, for servers
+	// that do not accept them (no UTF8=ACCEPT, RFC 6855).
+	EncodeHeaders bool
+	// FoldLines re-encodes parts with lines longer than 998 octets (RFC 5322
+	// section 2.1.1), losslessly: quoted-printable for text, base64 else.
+	FoldLines bool
+}
+
+// Repaired is the outcome of Repair.
+type Repaired struct {
+	Msg      []byte    // the message to send, CRLF line endings
+	Findings []Finding // empty when nothing needed repair
+	// Changed is true when the content changed (line endings aside): the
+	// original must be kept, and Msg carries RepairHeader.
+	Changed bool
+	// Review is true when Msg is a readable stand-in built from an XML
+	// record, not the original mail: it belongs in the review folder.
+	Review bool
+}
+
+// Codes returns the findings' codes.
+func (r Repaired) Codes() []string {
+	out := make([]string, len(r.Findings))
+	for i, f := range r.Findings {
+		out[i] = f.Code
+	}
+	return out
+}
+
+// RepairHeader names, in a repaired message, the repairs applied.
+const RepairHeader = "X-Mailmove-Repair"
+
+// Repair makes a message fit to be stored and read: line endings become
+// CRLF; an empty message or one without a header gets a header; a header
+// that runs into the body without an empty line gets one; a message wrapped
+// in XML (Orange's x-me-engine) becomes the message inside, or a readable
+// message with the XML attached; NUL bytes are encoded so none is lost; and,
+// as opts ask, 8-bit header bytes and over-long lines are encoded. It is
+// pure, never panics, and idempotent; a message that needs nothing comes
+// back with only its line endings normalised.
+func Repair(msg []byte, opts RepairOptions) Repaired {
+	var r Repaired
+	m := toCRLF(msg)
+	find := func(code, text, change string) {
+		r.Findings = append(r.Findings, Finding{Code: code, Text: text, Change: change})
+		r.Changed = true
+	}
+	if opts.Date.IsZero() {
+		opts.Date = time.Now()
+	}
+
+	if len(bytes.TrimSpace(bytes.ReplaceAll(m, []byte{0}, nil))) == 0 {
+		m = synthetic(nil, opts.Date, "(empty message kept by mailmove)",
+			"This message was empty on the source. mailmove copied this note in its place so that nothing is lost silently.\r\n")
+		find("empty", "the message was empty (IMAP servers refuse zero-byte messages)", "replaced by a short note with a header")
+		return r.finish(m)
+	}
+
+	m = r.fixHeader(m, opts.Date)
+	for depth := 0; depth < 10; depth++ {
+		x, ok := unwrapXML(m, opts.Date)
+		if !ok {
+			break
+		}
+		m = x.msg
+		r.Findings = append(r.Findings, x.finding)
+		r.Changed = true
+		if x.review {
+			r.Review = true
+			break
+		}
+		m = r.fixHeader(m, opts.Date) // the message found inside is checked like any other
+	}
+
+	if bytes.IndexByte(m, 0) >= 0 {
+		var changes []string
+		out, changed := walkParts(m, 0, func(h, b []byte) ([]byte, []byte, bool) {
+			if bytes.IndexByte(h, 0) >= 0 {
+				changes = append(changes, fmt.Sprintf("%d NUL byte(s) removed from a part's header", bytes.Count(h, []byte{0})))
+				h = bytes.ReplaceAll(h, []byte{0}, nil)
+				if bytes.IndexByte(b, 0) < 0 {
+					return h, b, true
+				}
+			}
+			if bytes.IndexByte(b, 0) < 0 {
+				return h, b, false
+			}
+			nh, nb, what := encodeNUL(h, b)
+			changes = append(changes, what)
+			return nh, sameEnding(b, nb), true
+		})
+		if n := bytes.Count(out, []byte{0}); n > 0 {
+			// Left in a preamble, an epilogue or a delimiter line, which no
+			// reader shows.
+			out, changed = bytes.ReplaceAll(out, []byte{0}, nil), true
+			changes = append(changes, fmt.Sprintf("%d NUL byte(s) removed outside any part", n))
+		}
+		if changed {
+			m = ensureMIME(out)
+			find("nul", "NUL bytes in the body (Dovecot would store them as 0x80, other servers refuse them)", strings.Join(changes, "; "))
+		}
+	}
+
+	if opts.EncodeHeaders {
+		if out, n := encodeHeader8bit(m); n > 0 {
+			m = out
+			find("header-8bit", "8-bit bytes in the header, which this server does not accept",
+				fmt.Sprintf("%d field(s) RFC 2047-encoded", n))
+		}
+	}
+
+	if opts.FoldLines {
+		var changes []string
+		out, changed := walkParts(m, 0, func(h, b []byte) ([]byte, []byte, bool) {
+			if longestLine(b) <= 998 {
+				return h, b, false
+			}
+			nh, nb, what := reencodeLong(h, b)
+			changes = append(changes, what)
+			return nh, sameEnding(b, nb), true
+		})
+		if changed {
+			m = ensureMIME(out)
+			find("long-lines", "lines longer than 998 octets (RFC 5322 section 2.1.1)", strings.Join(changes, "; "))
+		}
+	}
+	return r.finish(m)
+}
+
+// fixHeader removes NUL bytes from the header, closes up "Name :", adds a
+// header to text that has none, and an empty line where the header runs
+// into the body.
+func (r *Repaired) fixHeader(m []byte, date time.Time) []byte {
+	find := func(code, text, change string) {
+		r.Findings = append(r.Findings, Finding{Code: code, Text: text, Change: change})
+		r.Changed = true
+	}
+	header, body := splitMessage(m)
+	if bytes.IndexByte(header, 0) >= 0 {
+		n := bytes.Count(header, []byte{0})
+		header = bytes.ReplaceAll(header, []byte{0}, nil)
+		m = append(append([]byte(nil), header...), body...)
+		find("nul-header", "NUL bytes in the header, which no header may hold", fmt.Sprintf("%d NUL byte(s) removed from the header", n))
+	}
+
+	hs := scanHeader(m)
+	if hs.fixName != nil {
+		m = hs.fixName
+		find("header-field-name", "header field names followed by blanks before the colon", "blanks before the colon removed")
+		hs = scanHeader(m)
+	}
+	switch {
+	case hs.headerless:
+		m = synthetic(m, date, "(message without a header, kept by mailmove)", "")
+		find("no-header", "the message has no header: it starts with text that is not a header field",
+			"a header (From, Subject, Date, Message-ID) was added above the original text")
+	case hs.insertAt >= 0:
+		m = append(append(append([]byte(nil), m[:hs.insertAt]...), "\r\n"...), m[hs.insertAt:]...)
+		find("header-separator", "no empty line between the header and the body",
+			fmt.Sprintf("an empty line inserted at offset %d, where the header stops being header fields", hs.insertAt))
+	}
+
+	return m
+}
+
+func (r Repaired) finish(m []byte) Repaired {
+	m = toCRLF(m)
+	if r.Changed {
+		m = append([]byte(RepairHeader+": "+strings.Join(r.Codes(), ", ")+"; original kept by mailmove\r\n"), m...)
+	}
+	r.Msg = m
+	return r
+}
+
+// toCRLF normalises line endings: bare LF and bare CR become CRLF, and the
+// message ends with a line break.
+func toCRLF(b []byte) []byte {
+	if IsCRLF(b) && (len(b) == 0 || bytes.HasSuffix(b, []byte("\r\n"))) {
+		return b
+	}
+	var out bytes.Buffer
+	w := &CRLFWriter{W: &out}
+	w.Write(b)
+	w.Close()
+	return out.Bytes()
+}
+
+type headerScan struct {
+	headerless bool
+	insertAt   int    // where an empty line must go; -1 when none is missing
+	fixName    []byte // the message with "Name :" made "Name:"
+}
+
+// validName reports whether s is a header field name: printable ASCII
+// other than the colon (RFC 5322 section 2.2).
+func validName(s []byte) bool {
+	if len(s) == 0 {
+		return false
+	}
+	for _, c := range s {
+		if c < 33 || c > 126 || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// scanHeader checks the header of a CRLF message line by line.
+func scanHeader(m []byte) headerScan {
+	hs := headerScan{insertAt: -1}
+	rest := m
+	first := true
+	var spaced []int // offsets of "Name :" colons to close up
+	for len(rest) > 0 {
+		off := len(m) - len(rest)
+		i := bytes.Index(rest, []byte("\r\n"))
+		line := rest
+		if i >= 0 {
+			line = rest[:i]
+			rest = rest[i+2:]
+		} else {
+			rest = nil
+		}
+		if len(line) == 0 {
+			if first {
+				hs.headerless = true
+			}
+			break // the empty line: the header ends well
+		}
+		if !first && (line[0] == ' ' || line[0] == '\t') {
+			continue
+		}
+		name, _, ok := bytes.Cut(line, []byte{':'})
+		trimmed := bytes.TrimRight(name, " \t")
+		switch {
+		case ok && validName(name):
+		case ok && len(trimmed) < len(name) && validName(trimmed):
+			spaced = append(spaced, off+len(trimmed))
+		case first:
+			hs.headerless = true
+			return hs
+		default:
+			hs.insertAt = off
+		}
+		if hs.insertAt >= 0 {
+			break
+		}
+		first = false
+		if rest == nil {
+			hs.insertAt = len(m) // the header never ended: the body is empty
+		}
+	}
+	if len(spaced) > 0 {
+		out := make([]byte, 0, len(m))
+		prev := 0
+		for _, at := range spaced {
+			out = append(out, m[prev:at]...)
+			j := at
+			for j < len(m) && (m[j] == ' ' || m[j] == '\t') {
+				j++
+			}
+			prev = j
+		}
+		hs.fixName = append(out, m[prev:]...)
+	}
+	return hs
+}
+
+// synthetic puts a header made by mailmove above text (which may be empty).
+// Its Message-ID is derived from the text, so the same input always gives
+// the same message.
+func synthetic(text []byte, date time.Time, subject, note string) []byte {
+	sum := sha256.Sum256(text)
+	charset := "utf-8"
+	if !utf8.Valid(text) {
+		charset = "iso-8859-1" // every byte is a character: nothing is lost
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: mailmove <mailmove@localhost.invalid>\r\nSubject: %s\r\nDate: %s\r\n", subject, date.UTC().Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "Message-ID: <%s@mailmove.invalid>\r\nMIME-Version: 1.0\r\n", hex.EncodeToString(sum[:12]))
+	fmt.Fprintf(&b, "Content-Type: text/plain; charset=%s\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", charset)
+	b.WriteString(note)
+	if len(bytes.TrimSpace(text)) > 0 {
+		b.Write(bytes.TrimLeft(text, "\r\n"))
+	}
+	return toCRLF(b.Bytes())
+}
+
+// ensureMIME adds MIME-Version to a message whose parts were re-encoded:
+// without it, readers ignore Content-Transfer-Encoding.
+func ensureMIME(m []byte) []byte {
+	header, body := splitMessage(m)
+	if ParseHeader(header).Get("MIME-Version") != "" {
+		return m
+	}
+	return append(setField(header, "MIME-Version", "1.0"), body...)
+}
+
+// encodeNUL encodes a leaf part holding NUL bytes as base64, decoding it
+// first when it was quoted-printable; in base64 text, where NUL is not data,
+// NULs are dropped.
+func encodeNUL(h, b []byte) ([]byte, []byte, string) {
+	cte := strings.ToLower(ParseHeader(h).Get("Content-Transfer-Encoding"))
+	t, _ := contentType(ParseHeader(h))
+	n := bytes.Count(b, []byte{0})
+	switch cte {
+	case "base64":
+		return h, bytes.ReplaceAll(b, []byte{0}, nil), fmt.Sprintf("%s: %d NUL byte(s) dropped from base64 text (not data)", t, n)
+	case "quoted-printable":
+		b = decodeQP(b)
+	}
+	return setField(h, "Content-Transfer-Encoding", "base64"), base64Lines(b),
+		fmt.Sprintf("%s: re-encoded as base64 to carry %d NUL byte(s)", t, n)
+}
+
+// reencodeLong re-encodes a leaf part whose lines are too long: text as
+// quoted-printable, anything else as base64, decoding it first.
+func reencodeLong(h, b []byte) ([]byte, []byte, string) {
+	ph := ParseHeader(h)
+	cte := strings.ToLower(ph.Get("Content-Transfer-Encoding"))
+	t, _ := contentType(ph)
+	switch cte {
+	case "base64":
+		if d, err := base64.StdEncoding.DecodeString(string(bytes.Map(dropSpace, b))); err == nil {
+			return h, base64Lines(d), t + ": base64 lines rewrapped at 76"
+		}
+	case "quoted-printable":
+		b = decodeQP(b)
+	}
+	if strings.HasPrefix(t, "text/") {
+		var out bytes.Buffer
+		w := quotedprintable.NewWriter(&out)
+		w.Write(b)
+		w.Close()
+		return setField(h, "Content-Transfer-Encoding", "quoted-printable"), toCRLF(out.Bytes()), t + ": re-encoded as quoted-printable"
+	}
+	return setField(h, "Content-Transfer-Encoding", "base64"), base64Lines(b), t + ": re-encoded as base64"
+}
+
+// sameEnding drops the final line break of a re-encoded body when the
+// original had none: inside a multipart, the break before the next
+// delimiter belongs to the delimiter and is already there.
+func sameEnding(orig, out []byte) []byte {
+	if !bytes.HasSuffix(orig, []byte("\n")) {
+		return bytes.TrimSuffix(out, []byte("\r\n"))
+	}
+	return out
+}
+
+func dropSpace(r rune) rune {
+	if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+		return -1
+	}
+	return r
+}
+
+func base64Lines(b []byte) []byte {
+	enc := base64.StdEncoding.EncodeToString(b)
+	var out bytes.Buffer
+	for len(enc) > 76 {
+		out.WriteString(enc[:76])
+		out.WriteString("\r\n")
+		enc = enc[76:]
+	}
+	out.WriteString(enc)
+	out.WriteString("\r\n")
+	return out.Bytes()
+}
+
+// decodeQP decodes quoted-printable leniently: "=XX" and soft line breaks
+// are decoded, every other byte is kept as it is.
+func decodeQP(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '=' {
+			out = append(out, c)
+			continue
+		}
+		switch {
+		case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
+			i += 2
+		case i+1 < len(b) && b[i+1] == '\n':
+			i++
+		case i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]):
+			v, _ := hex.DecodeString(string(b[i+1 : i+3]))
+			out = append(out, v[0])
+			i += 2
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func longestLine(b []byte) int {
+	longest := 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return max(longest, len(b))
+		}
+		longest = max(longest, len(bytes.TrimSuffix(b[:i], []byte("\r"))))
+		b = b[i+1:]
+	}
+	return longest
+}
+
+// encodeHeader8bit RFC 2047-encodes the 8-bit words of every field of the
+// top-level header (RFC 2047 section 5: words of unstructured text and of
+// phrases), as UTF-8 when they are valid UTF-8, else as Latin-1.
+func encodeHeader8bit(m []byte) ([]byte, int) {
+	header, body := splitMessage(m)
+	n := 0
+	var out bytes.Buffer
+	for _, f := range rawFields(header) {
+		if !has8bit(f) {
+			out.Write(f)
+			continue
+		}
+		name, value, ok := bytes.Cut(f, []byte{':'})
+		if !ok {
+			out.Write(f)
+			continue
+		}
+		unfolded := strings.Join(strings.Fields(string(value)), " ")
+		enc := encodeWords(unfolded)
+		if enc == unfolded {
+			out.Write(f) // only addresses hold 8-bit bytes: nothing to encode
+			continue
+		}
+		n++
+		out.WriteString(fold(string(name)+": "+enc) + "\r\n")
+	}
+	return append(out.Bytes(), body...), n
+}
+
+func has8bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// rawFields splits a raw CRLF header into fields, each with its
+// continuation lines; the final empty line is a field of its own.
+func rawFields(header []byte) [][]byte {
+	var out [][]byte
+	rest := header
+	for len(rest) > 0 {
+		i := bytes.Index(rest, []byte("\r\n"))
+		end := len(rest)
+		if i >= 0 {
+			end = i + 2
+		}
+		line := rest[:end]
+		if len(out) > 0 && len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			out[len(out)-1] = append(out[len(out)-1], line...)
+		} else {
+			out = append(out, append([]byte(nil), line...))
+		}
+		rest = rest[end:]
+	}
+	return out
+}
+
+// encodeWords encodes each run of words holding 8-bit bytes as encoded
+// words, leaving addresses (words with @ or <>) alone.
+func encodeWords(v string) string {
+	words := strings.Split(v, " ")
+	var out []string
+	var run []string
+	flush := func() {
+		if len(run) == 0 {
+			return
+		}
+		s := strings.Join(run, " ")
+		charset := "utf-8"
+		if !utf8.ValidString(s) {
+			charset = "iso-8859-1"
+		}
+		out = append(out, stdmime.QEncoding.Encode(charset, s))
+		run = nil
+	}
+	for _, w := range words {
+		if has8bit([]byte(w)) && !strings.ContainsAny(w, "@<>") {
+			run = append(run, w)
+			continue
+		}
+		flush()
+		out = append(out, w)
+	}
+	flush()
+	return strings.Join(out, " ")
+}
+
+// fold breaks a header line at spaces so that lines stay under 78
+// characters where the words allow it.
+func fold(line string) string {
+	if len(line) <= 78 {
+		return line
+	}
+	words := strings.Split(line, " ")
+	var b strings.Builder
+	col := 0
+	for i, w := range words {
+		if i > 0 {
+			if col+1+len(w) > 76 {
+				b.WriteString("\r\n ")
+				col = 1
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}

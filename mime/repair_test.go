@@ -1,0 +1,120 @@
+package mime
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var repairDate = time.Date(2025, 8, 20, 9, 0, 0, 0, time.UTC)
+
+// repairOptions gives fixtures named opt-* the target-driven repairs.
+func repairOptions(name string) RepairOptions {
+	o := RepairOptions{Date: repairDate}
+	if strings.HasPrefix(name, "opt-") {
+		o.EncodeHeaders, o.FoldLines = true, true
+	}
+	return o
+}
+
+func renderRepair(r Repaired) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "changed: %v\nreview: %v\n", r.Changed, r.Review)
+	for _, f := range r.Findings {
+		fmt.Fprintf(&b, "finding %s: %s\n  change: %s\n", f.Code, f.Text, f.Change)
+	}
+	b.WriteString("--- message\n")
+	b.Write(r.Msg)
+	return b.String()
+}
+
+// TestRepairGolden runs every fixture in testdata/repair through Repair and
+// compares with NAME.golden (go test -update rewrites them; a mismatch
+// writes NAME.golden.got).
+func TestRepairGolden(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/repair/*.eml")
+	if len(files) < 25 {
+		t.Fatalf("fixtures missing: %d", len(files))
+	}
+	for _, path := range files {
+		name := strings.TrimSuffix(filepath.Base(path), ".eml")
+		t.Run(name, func(t *testing.T) {
+			in, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := Repair(in, repairOptions(name))
+			got := renderRepair(r)
+			golden := strings.TrimSuffix(path, ".eml") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (go test -update creates it)", err)
+			}
+			if got != string(want) {
+				os.WriteFile(golden+".got", []byte(got), 0o644)
+				t.Errorf("differs from %s (see .got)", golden)
+			}
+			checkRepaired(t, in, r, repairOptions(name))
+			switch {
+			case strings.HasPrefix(name, "legit-") || name == "clean":
+				if r.Changed || len(r.Findings) > 0 || !bytes.Equal(r.Msg, in) {
+					t.Errorf("a message that needs nothing was changed: %v", r.Codes())
+				}
+			case strings.HasPrefix(name, "xml-") && name != "xml-no-message":
+				if len(r.Findings) == 0 || r.Findings[0].Code != "xml-unwrapped" || r.Review {
+					t.Errorf("not unwrapped: %v", r.Codes())
+				}
+				if !bytes.Contains(r.Msg, []byte("Message-ID: <rentree-2025@example.net>")) || bytes.Contains(r.Msg, []byte("<?xml")) {
+					t.Errorf("the inner message is not what came out")
+				}
+			}
+		})
+	}
+}
+
+// checkRepaired holds for every repair: the output parses as a mail, a
+// second repair changes nothing, and a changed message says so in its header.
+func checkRepaired(t *testing.T, in []byte, r Repaired, opts RepairOptions) {
+	t.Helper()
+	if _, err := mail.ReadMessage(bytes.NewReader(r.Msg)); err != nil {
+		t.Fatalf("output does not parse: %v\n%q", err, r.Msg)
+	}
+	if bytes.IndexByte(r.Msg, 0) >= 0 {
+		t.Fatalf("output holds NUL")
+	}
+	again := Repair(r.Msg, opts)
+	if again.Changed || len(again.Findings) > 0 || !bytes.Equal(again.Msg, r.Msg) {
+		t.Fatalf("not idempotent: second pass %v\nfirst:  %q\nsecond: %q", again.Codes(), r.Msg, again.Msg)
+	}
+	if r.Changed != bytes.HasPrefix(r.Msg, []byte(RepairHeader+": ")) {
+		t.Fatalf("changed=%v but the repair header is %v", r.Changed, !r.Changed)
+	}
+	if !r.Changed && !bytes.Equal(r.Msg, toCRLF(in)) {
+		t.Fatalf("unchanged message differs from its CRLF form")
+	}
+}
+
+// FuzzRepair: any bytes: no panic, output parses, idempotent.
+func FuzzRepair(f *testing.F) {
+	files, _ := filepath.Glob("../testdata/repair/*.eml")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b, strings.Contains(p, "opt-"))
+		}
+	}
+	f.Fuzz(func(t *testing.T, in []byte, opt bool) {
+		opts := RepairOptions{Date: repairDate, EncodeHeaders: opt, FoldLines: opt}
+		checkRepaired(t, in, Repair(in, opts), opts)
+	})
+}
