@@ -1,6 +1,8 @@
 package migrate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,7 +28,10 @@ func (k DirKeeper) Keep(rec Record, body *Body) (string, error) {
 		return '_'
 	}, rec.ID)
 	if len(name) > 100 {
-		name = name[:100]
+		// Long IDs (mbox paths) keep a readable start and a hash of the
+		// whole, so two never share a file.
+		sum := sha256.Sum256([]byte(rec.ID))
+		name = name[:60] + "-" + hex.EncodeToString(sum[:8])
 	}
 	eml := filepath.Join(k.Dir, name+".eml")
 	if err := writeFile(eml, body.Open()); err != nil {

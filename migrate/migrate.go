@@ -164,7 +164,9 @@ type Record struct {
 	DateSource  string    `json:"date_source,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	Offset      int64     `json:"offset,omitempty"`
-	Verdict     string    `json:"verdict,omitempty"` // spam, ham, unknown
+	Repairs     []string  `json:"repairs,omitempty"`  // codes of the repairs applied
+	Original    string    `json:"original,omitempty"` // where the original of a repaired message is kept
+	Verdict     string    `json:"verdict,omitempty"`  // spam, ham, unknown
 	Basis       string    `json:"verdict_basis,omitempty"`
 	Run         string    `json:"run,omitempty"`
 	At          time.Time `json:"at,omitzero"`

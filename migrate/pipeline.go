@@ -7,6 +7,7 @@ import (
 	"io"
 	stdmime "mime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-message/charset"
@@ -27,7 +28,11 @@ type Options struct {
 	Run            string // this run's ID, recorded with every message
 	Now            func() time.Time
 	Observer       Observer
-	Keep           Keeper        // where messages that cannot be copied are kept
+	Keep           Keeper        // where messages that cannot be copied are kept (the quarantine)
+	Archive        Keeper        // where the originals of repaired messages are kept
+	ReviewFolder   string        // where readable stand-ins for XML records go; default "mailmove-review"
+	EncodeHeaders  bool          // RFC 2047-encode 8-bit header bytes up front (else only after a refusal)
+	FoldLines      bool          // re-encode lines over 998 octets up front (else only after a refusal)
 	Spam           SpamPolicy    // what a spam verdict does; default SpamRoute
 	JunkFolder     string        // where routed spam goes; default the destination's \Junk folder
 	GuardRatio     float64       // share of a folder that header verdicts may send to junk; default 0.5
@@ -97,6 +102,9 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	if opt.GuardMin <= 0 {
 		opt.GuardMin = 10
 	}
+	if opt.ReviewFolder == "" {
+		opt.ReviewFolder = "mailmove-review"
+	}
 	if opt.Backoff <= 0 {
 		opt.Backoff = 2 * time.Second
 	}
@@ -111,7 +119,7 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	r.sum = Summary{
 		Source: src.Describe(), Destination: dst.Describe(), Run: opt.Run,
 		DryRun: opt.DryRun, KeepDuplicates: opt.KeepDuplicates,
-		SpamPolicy: string(opt.Spam), Verdicts: map[string]int{},
+		SpamPolicy: string(opt.Spam), Verdicts: map[string]int{}, Repairs: map[string]int{},
 	}
 	start := opt.Now()
 	err := r.run(ctx)
@@ -423,8 +431,9 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	cw := &mime.CRLFWriter{W: sw}
 	fpw := mime.NewFingerprinter()
 	head := &headCapture{}
+	probe := &mime.Probe{}
 	src := &readErr{r: in.R}
-	_, err := io.Copy(io.MultiWriter(cw, fpw, head), src)
+	_, err := io.Copy(io.MultiWriter(cw, fpw, head, probe), src)
 	if err == nil {
 		err = cw.Close()
 	}
@@ -455,35 +464,60 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		date, s = mime.ArrivalDate(h, r.opt.Now())
 		dsrc = string(s)
 	}
+	// The verdict is the delivering provider's: it reads the header as
+	// delivered, before any repair.
 	folder := r.destFolder(in.Folder)
 	cls := mime.Classify(mime.SpamInput{Header: h, JunkFolder: sourceJunk(in.Folder), Keywords: in.Flags})
 	folder, flags, spamNote := r.applySpam(in.Folder, folder, in.Flags, cls)
 	r.sum.Verdicts[cls.Key()]++
-	mid := mime.MessageID(h)
-	subject, derr := r.words.DecodeHeader(h.Get("Subject"))
-	if derr != nil {
-		subject = h.Get("Subject")
-	}
 	rec := Record{
-		ID: id, Folder: folder, Fingerprint: fp, Key: IndexKey(h), Size: body.Size(), Offset: in.Offset,
-		MessageID: mid, Date: date, DateSource: dsrc, Run: r.opt.Run,
+		ID: id, Folder: folder, Offset: in.Offset, Date: date, DateSource: dsrc, Run: r.opt.Run,
 		Verdict: string(cls.Verdict), Basis: string(cls.Basis),
 	}
 	ev := Event{
-		ID: id, Folder: folder, Size: body.Size(), Date: date, DateSource: dsrc,
-		MessageID: mid, Subject: subject, Fingerprint: fp,
+		ID: id, Folder: folder, Date: date, DateSource: dsrc,
 		Verdict: string(cls.Verdict), Spam: cls.Explain(), Evidence: cls.Evidence,
 	}
 	if spamNote != "" {
 		ev.Spam += "; " + spamNote
 	}
+	ropts := mime.RepairOptions{Date: date, EncodeHeaders: r.opt.EncodeHeaders, FoldLines: r.opt.FoldLines}
+	send := body
+	if probe.Needs(ropts) {
+		if send, err = r.repair(&rec, &ev, body, ropts, ""); err != nil {
+			return err
+		}
+		if send != body {
+			defer send.Release()
+		}
+	}
+	r.describe(&rec, &ev, send, h, fp)
+	repaired := false
 	for attempt := 0; ; attempt++ {
-		err := r.copy(ctx, &rec, &ev, flags, body, attempt)
+		err := r.copy(ctx, &rec, &ev, flags, send, attempt)
 		if err == nil {
 			return nil
 		}
 		var perm *Permanent
 		if errors.As(err, &perm) {
+			// A refusal names what the server disliked: try the matching
+			// repair once, then give up on this message.
+			if more, ok := repairFor(err.Error(), ropts); ok && !repaired {
+				repaired, ropts = true, more
+				next, rerr := r.repair(&rec, &ev, body, ropts, err.Error())
+				if rerr != nil {
+					return rerr
+				}
+				if next != send {
+					if send != body {
+						send.Release()
+					}
+					send = next
+					r.describe(&rec, &ev, send, h, fp)
+					attempt = -1
+					continue
+				}
+			}
 			return r.fail(&rec, &ev, body, err)
 		}
 		if !r.transient(err) || attempt >= r.opt.Retries {
@@ -495,6 +529,80 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 			return err
 		}
 	}
+}
+
+// repair runs the repair stage on a message. When its content changes, the
+// original is archived first and the repaired content returned; otherwise
+// body itself. refusal, when set, is the server's refusal that asked for it.
+func (r *runner) repair(rec *Record, ev *Event, body *Body, opts mime.RepairOptions, refusal string) (*Body, error) {
+	data, err := io.ReadAll(body.Open())
+	if err != nil {
+		return nil, &stopError{fmt.Errorf("read spooled message: %w", err)}
+	}
+	res := mime.Repair(data, opts)
+	if !res.Changed {
+		return body, nil
+	}
+	if refusal != "" {
+		for i := range res.Findings {
+			res.Findings[i].Text += " (after the server refused it: " + refusal + ")"
+		}
+	}
+	ev.Repairs, rec.Repairs = res.Findings, res.Codes()
+	ev.RepairDiff = mime.HeaderDiff(data, res.Msg)
+	if res.Review {
+		rec.Folder, ev.Folder = r.opt.ReviewFolder, r.opt.ReviewFolder
+	}
+	if r.opt.Archive != nil && !r.opt.DryRun && rec.Original == "" {
+		path, err := r.opt.Archive.Keep(*rec, body)
+		if err != nil {
+			return nil, &stopError{fmt.Errorf("keep the original of a repaired message: %w", err)}
+		}
+		rec.Original, ev.Original = path, path
+	}
+	return BodyFromBytes(res.Msg), nil
+}
+
+// describe fills in what the record and the event say of the content to be
+// sent: its fingerprint, size and identity at the destination.
+func (r *runner) describe(rec *Record, ev *Event, send *Body, h mime.Header, fp string) {
+	if len(rec.Repairs) > 0 {
+		data, _ := io.ReadAll(send.Open())
+		h = mime.ParseHeader(data)
+		fp = mime.FingerprintBytes(data).String()
+	}
+	rec.Fingerprint, rec.Key, rec.Size, rec.MessageID = fp, IndexKey(h), send.Size(), mime.MessageID(h)
+	ev.Fingerprint, ev.Size, ev.MessageID = fp, send.Size(), rec.MessageID
+	subject, err := r.words.DecodeHeader(h.Get("Subject"))
+	if err != nil {
+		subject = h.Get("Subject")
+	}
+	ev.Subject = subject
+}
+
+// repairFor reads a server's refusal and returns the repair options that
+// answer it, and whether they add anything to opts.
+func repairFor(refusal string, opts mime.RepairOptions) (mime.RepairOptions, bool) {
+	s := strings.ToLower(refusal)
+	more := opts
+	has := func(words ...string) bool {
+		for _, w := range words {
+			if strings.Contains(s, w) {
+				return true
+			}
+		}
+		return false
+	}
+	if has("8bit", "8-bit", "non-ascii", "non ascii", "utf8", "utf-8", "invalid character", "header") {
+		more.EncodeHeaders = true
+	}
+	if has("line too long", "line length", "lines longer", "long line", "998") {
+		more.FoldLines = true
+	}
+	if has("parse", "malformed", "invalid message", "syntax", "rfc 5322", "rfc5322", "rfc 822") {
+		more.EncodeHeaders, more.FoldLines = true, true
+	}
+	return more, more != opts
 }
 
 // copy decides and, if needed, appends one message. attempt > 0 means an
@@ -552,6 +660,9 @@ func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []strin
 		ix.add(rec.Key, app.UID, rec.Size, rec.Fingerprint)
 	}
 	r.sum.Bytes += rec.Size
+	for _, c := range rec.Repairs {
+		r.sum.Repairs[c]++
+	}
 	return r.settle(rec, ev, Copied, r.copiedAction(), app.UID, "")
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/mailmove/mailmove/migrate/imap"
 	"github.com/mailmove/mailmove/migrate/pop3"
 	"github.com/mailmove/mailmove/migrate/pop3/pop3test"
+	"github.com/mailmove/mailmove/mime"
 	"github.com/mailmove/mailmove/store"
 )
 
@@ -277,5 +278,66 @@ func TestResumeAfterVanishedMessage(t *testing.T) {
 	}
 	if got := e.inbox(t); len(got) != 3 {
 		t.Fatalf("destination holds %d, want 3", len(got))
+	}
+}
+
+// cyrus refuses 8-bit header bytes with Cyrus's words, and a message whose
+// subject says "always" whatever it holds.
+type cyrus struct {
+	migrate.Destination
+	refusals *int
+}
+
+func (c cyrus) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	b, _ := io.ReadAll(m.Body.Open())
+	head := b[:mime.HeaderEnd(b)]
+	for _, x := range head {
+		if x >= 0x80 {
+			*c.refusals++
+			return migrate.Appended{}, &migrate.Permanent{Err: errors.New("NO Message contains non-ASCII characters in headers")}
+		}
+	}
+	if strings.Contains(string(head), "always") {
+		*c.refusals++
+		return migrate.Appended{}, &migrate.Permanent{Err: errors.New("NO [TOOBIG] Message too big")}
+	}
+	return c.Destination.Append(ctx, folder, m)
+}
+
+// TestRefusalMappedToRepair: a refusal is mapped to the repair it asks for,
+// tried once; the original is archived; what is refused again goes to the
+// quarantine with its reason.
+func TestRefusalMappedToRepair(t *testing.T) {
+	accented := "From: Rémi <remi@example.org>\r\nSubject: Réunion\r\nMessage-ID: <r@x>\r\n\r\nbody\r\n"
+	big := "From: a@example.org\r\nSubject: always refused\r\nMessage-ID: <big@x>\r\n\r\nbody\r\n"
+	e := newEnv(t, []string{accented, big})
+	refusals := 0
+	rec := &recorder{}
+	sum, err := migrate.Run(context.Background(), e.src, cyrus{e.dst, &refusals}, e.state, migrate.Options{
+		Backoff: time.Millisecond, Observer: rec,
+		Keep:    migrate.DirKeeper{Dir: filepath.Join(e.dir, "quarantine")},
+		Archive: migrate.DirKeeper{Dir: filepath.Join(e.dir, "originals")},
+	})
+	if err != nil || sum.Copied != 1 || sum.Failed != 1 || refusals != 2 {
+		t.Fatalf("%+v %v refusals=%d", sum, err, refusals)
+	}
+	ev := rec.events[0]
+	if len(ev.Repairs) != 1 || ev.Repairs[0].Code != "header-8bit" || !strings.Contains(ev.Repairs[0].Text, "non-ASCII characters") {
+		t.Errorf("repairs %+v", ev.Repairs)
+	}
+	orig, err := os.ReadFile(ev.Original)
+	if err != nil || string(orig) != accented {
+		t.Errorf("original not archived whole (%v): %q", err, orig)
+	}
+	got := e.inbox(t)
+	if len(got) != 1 || !strings.Contains(got[0], "Subject: =?utf-8?q?R=C3=A9union?=") || !strings.HasPrefix(got[0], mime.RepairHeader+": header-8bit") {
+		t.Errorf("stored %q", got)
+	}
+	if sum.Repairs["header-8bit"] != 1 {
+		t.Errorf("summary repairs %v", sum.Repairs)
+	}
+	q, err := os.ReadFile(filepath.Join(e.dir, "quarantine", "uidl_m1.eml"))
+	if err != nil || string(q) != big {
+		t.Errorf("refused message not in the quarantine whole: %v", err)
 	}
 }

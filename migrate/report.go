@@ -38,6 +38,9 @@ type Event struct {
 	Verdict     string          `json:"verdict,omitempty"` // spam, ham, unknown
 	Spam        string          `json:"spam_reason,omitempty"`
 	Evidence    []mime.Evidence `json:"spam_evidence,omitempty"`
+	Repairs     []mime.Finding  `json:"repairs,omitempty"`
+	Original    string          `json:"original,omitempty"`    // the kept original of a repaired message
+	RepairDiff  []string        `json:"repair_diff,omitempty"` // header fields removed and added, body size
 }
 
 // Summary counts what a run did.
@@ -64,6 +67,7 @@ type Summary struct {
 	JunkFolder     string         `json:"junk_folder,omitempty"`
 	Verdicts       map[string]int `json:"verdicts,omitempty"` // messages by verdict and evidence
 	Guarded        []string       `json:"spam_guarded_folders,omitempty"`
+	Repairs        map[string]int `json:"repairs,omitempty"` // messages copied by repair code
 }
 
 // Rate returns messages copied per second.

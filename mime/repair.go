@@ -552,3 +552,103 @@ func fold(line string) string {
 	}
 	return b.String()
 }
+
+// Probe watches a message as it streams past and tells whether Repair could
+// change more than its line endings, so that only those messages are read
+// into memory. The zero value is ready.
+type Probe struct {
+	head     []byte // the start of the message, enough for any real header
+	size     int64
+	nul      bool
+	nonSpace bool
+	line     int // length of the current line
+	longest  int
+}
+
+const probeHead = 256 << 10
+
+// Write implements io.Writer; it never fails.
+func (p *Probe) Write(b []byte) (int, error) {
+	n := len(b)
+	if len(p.head) < probeHead {
+		p.head = append(p.head, b[:min(len(b), probeHead-len(p.head))]...)
+	}
+	p.size += int64(len(b))
+	if !p.nul && bytes.IndexByte(b, 0) >= 0 {
+		p.nul = true
+	}
+	if !p.nonSpace && len(bytes.TrimSpace(b)) > 0 {
+		p.nonSpace = true
+	}
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "\r\n")
+		if i < 0 {
+			p.line += len(b)
+			break
+		}
+		p.line += i
+		p.longest = max(p.longest, p.line)
+		p.line = 0
+		b = b[i+1:]
+	}
+	p.longest = max(p.longest, p.line)
+	return n, nil
+}
+
+// Needs reports whether Repair with opts could change the message.
+func (p *Probe) Needs(opts RepairOptions) bool {
+	if p.nul || !p.nonSpace {
+		return true
+	}
+	m := toCRLF(p.head)
+	complete := p.size == int64(len(p.head))
+	hs := scanHeader(m)
+	if hs.headerless || hs.fixName != nil || hs.insertAt >= 0 && (complete || hs.insertAt < len(m)) {
+		return true
+	}
+	header, body := splitMessage(m)
+	h := ParseHeader(header)
+	for _, f := range h {
+		if strings.EqualFold(f.Name, "x-me-engine") {
+			return true
+		}
+	}
+	if t, _ := contentType(h); !strings.HasPrefix(t, "multipart/") {
+		b := bytes.TrimLeft(decodeCTE(h.Get("Content-Transfer-Encoding"), body[:min(len(body), 4096)]), " \t\r\n\xef\xbb\xbf")
+		if len(b) > 0 && b[0] == '<' {
+			return true
+		}
+	}
+	return opts.EncodeHeaders && has8bit(header) || opts.FoldLines && p.longest > 998
+}
+
+// HeaderDiff lists the header fields a repair removed ("- Name: value") and
+// added ("+ Name: value"), and the size of the body before and after, for a
+// before/after view of a repair.
+func HeaderDiff(before, after []byte) []string {
+	bh, bb := splitMessage(toCRLF(before))
+	ah, ab := splitMessage(after)
+	key := func(f Field) string { return f.Name + ": " + strings.Join(strings.Fields(f.Value), " ") }
+	count := map[string]int{}
+	for _, f := range ParseHeader(ah) {
+		count[key(f)]++
+	}
+	var out []string
+	for _, f := range ParseHeader(bh) {
+		if k := key(f); count[k] > 0 {
+			count[k]--
+		} else {
+			out = append(out, "- "+k)
+		}
+	}
+	for _, f := range ParseHeader(ah) {
+		if k := key(f); count[k] > 0 {
+			count[k]--
+			out = append(out, "+ "+k)
+		}
+	}
+	if !bytes.Equal(bb, ab) {
+		out = append(out, fmt.Sprintf("body: %d bytes before, %d after", len(bb), len(ab)))
+	}
+	return out
+}

@@ -103,6 +103,17 @@ func checkRepaired(t *testing.T, in []byte, r Repaired, opts RepairOptions) {
 	if !r.Changed && !bytes.Equal(r.Msg, toCRLF(in)) {
 		t.Fatalf("unchanged message differs from its CRLF form")
 	}
+	// The probe, fed in odd-sized chunks, must flag every message Repair
+	// changes: the pipeline repairs only what it flags.
+	var p Probe
+	for rest := in; len(rest) > 0; {
+		n := min(len(rest), 7)
+		p.Write(rest[:n])
+		rest = rest[n:]
+	}
+	if r.Changed && !p.Needs(opts) {
+		t.Fatalf("Repair changed the message (%v) but the probe saw no need", r.Codes())
+	}
 }
 
 // FuzzRepair: any bytes: no panic, output parses, idempotent.

@@ -41,6 +41,9 @@ type Config struct {
 	JunkFolder     string              `toml:"junk_folder"`
 	SpamGuard      float64             `toml:"spam_guard"`
 	SpamTrust      bool                `toml:"spam_trust_headers"`
+	ReviewFolder   string              `toml:"review_folder"`
+	EncodeHeaders  bool                `toml:"encode_headers"`
+	FoldLongLines  bool                `toml:"fold_long_lines"`
 	Endpoints      map[string]Endpoint `toml:"endpoints"`
 }
 

@@ -132,6 +132,10 @@ type Main struct {
 	junkFolder     string
 	spamGuard      float64
 	spamTrust      bool
+	reviewFolder   string
+	encodeHeaders  bool
+	foldLines      bool
+	showRepairs    bool
 	verbose, quiet bool
 	showVersion    bool
 	timeout        time.Duration
@@ -195,6 +199,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.junkFolder, "junk-folder", "", "destination folder for spam (default: the folder with the \\Junk attribute, else Junk, Spam...)")
 	fs.Float64Var(&m.spamGuard, "spam-guard", 0, "largest share of a folder that filter headers alone may send to junk (default 0.5)")
 	fs.BoolVar(&m.spamTrust, "spam-trust-headers", false, "act on filter headers even when they mark most of a folder as spam")
+	fs.StringVar(&m.reviewFolder, "review-folder", "", "folder for readable stand-ins of XML records that held no mail (default mailmove-review)")
+	fs.BoolVar(&m.encodeHeaders, "encode-headers", false, "RFC 2047-encode 8-bit header bytes up front (default: only when the server refuses them)")
+	fs.BoolVar(&m.foldLines, "fold-long-lines", false, "re-encode lines over 998 octets up front, as Exchange needs (default: only when the server refuses them)")
+	fs.BoolVar(&m.showRepairs, "show-repairs", false, "with --dry-run or -v: show each repair's header fields before and after")
 	fs.StringVar(&m.mboxFormat, "mbox-format", "", "mbox flavour: auto, mboxrd, mboxo, mboxcl or mboxcl2 (default auto)")
 	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
 	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
@@ -243,6 +251,9 @@ func (m *Main) ParseFlags(args []string) error {
 	m.junkFolder = cmp.Or(m.junkFolder, cfg.JunkFolder)
 	m.spamGuard = cmp.Or(m.spamGuard, cfg.SpamGuard)
 	m.spamTrust = m.spamTrust || cfg.SpamTrust
+	m.reviewFolder = cmp.Or(m.reviewFolder, cfg.ReviewFolder)
+	m.encodeHeaders = m.encodeHeaders || cfg.EncodeHeaders
+	m.foldLines = m.foldLines || cfg.FoldLongLines
 	if _, err := migrate.ParseSpamPolicy(m.spam); err != nil {
 		return usagef("--spam: %v", err)
 	}
@@ -377,7 +388,11 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		SpoolDir:       spoolDir(m.dryRun, statePath),
 		Run:            runID,
 		Observer:       obs,
-		Keep:           migrate.DirKeeper{Dir: strings.TrimSuffix(statePath, ".db") + ".kept"},
+		Keep:           migrate.DirKeeper{Dir: quarantineDir(statePath)},
+		Archive:        migrate.DirKeeper{Dir: strings.TrimSuffix(statePath, ".db") + ".originals"},
+		ReviewFolder:   m.reviewFolder,
+		EncodeHeaders:  m.encodeHeaders,
+		FoldLines:      m.foldLines,
 	})
 	if ferr := finish(sum, err); ferr != nil && err == nil {
 		err = ferr
@@ -421,6 +436,12 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout},
 		Flags:    flags,
 	}), m.folderMap, nil
+}
+
+// quarantineDir holds, beside the state, the messages that could not be
+// copied: NAME.eml and NAME.json with the reason.
+func quarantineDir(statePath string) string {
+	return strings.TrimSuffix(statePath, ".db") + ".quarantine"
 }
 
 func pop3Mode(s string) pop3.TLSMode {

@@ -35,7 +35,7 @@ func (m *Main) observers() (migrate.Observer, func(migrate.Summary, error) error
 		if m.dryRun {
 			w = m.Stdout
 		}
-		obs = append(obs, &table{w: w, notes: m.dryRun})
+		obs = append(obs, &table{w: w, notes: m.dryRun, diffs: m.showRepairs})
 	}
 	if !m.quiet && !m.dryRun {
 		obs = append(obs, notes{m.Stderr})
@@ -90,6 +90,7 @@ func (n notes) Note(s string)         { fmt.Fprintln(n.w, "note:", s) }
 type table struct {
 	w      io.Writer
 	notes  bool // a dry-run's table carries the notes: they are part of the plan
+	diffs  bool // --show-repairs
 	header bool
 }
 
@@ -125,7 +126,22 @@ func (t *table) Message(ev migrate.Event) {
 	if len(ev.Dropped) > 0 {
 		what += fmt.Sprintf("  [flags dropped: %s]", strings.Join(ev.Dropped, " "))
 	}
+	if len(ev.Repairs) > 0 {
+		codes := make([]string, len(ev.Repairs))
+		for i, f := range ev.Repairs {
+			codes[i] = f.Code
+		}
+		what += "  [repaired: " + strings.Join(codes, ", ") + "]"
+	}
 	fmt.Fprintf(t.w, "%6d  %-12s  %-14s  %-26s  %9s  %s\n", ev.Seq, ev.Action, clipRunes(ev.Folder, 14), date, human(ev.Size), clipRunes(what, 200))
+	if t.diffs {
+		for _, f := range ev.Repairs {
+			fmt.Fprintf(t.w, "%8s  repair %s: %s\n%8s    %s\n", "", f.Code, f.Text, "", f.Change)
+		}
+		for _, d := range ev.RepairDiff {
+			fmt.Fprintf(t.w, "%8s    %s\n", "", clipRunes(d, 160))
+		}
+	}
 }
 
 func clipRunes(s string, n int) string {
@@ -333,6 +349,14 @@ func printSummary(w io.Writer, s migrate.Summary, err error) {
 			fmt.Fprintf(w, " to %q", s.JunkFolder)
 		}
 		fmt.Fprintf(w, "): %s\n", strings.Join(parts, ", "))
+	}
+	if len(s.Repairs) > 0 {
+		keys := slices.Sorted(maps.Keys(s.Repairs))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, s.Repairs[k])
+		}
+		fmt.Fprintf(w, "repaired (originals kept): %s\n", strings.Join(parts, ", "))
 	}
 	for _, f := range s.Guarded {
 		if f == "" {
