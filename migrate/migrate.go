@@ -26,6 +26,9 @@ type Entry struct {
 	// Skip, when set, says why this message is deliberately not copied (a
 	// message deleted in the old mail client): it is reported, not read.
 	Skip string
+	// Dest, when set, is the destination folder an earlier run chose (a
+	// quarantined message tried again).
+	Dest string
 }
 
 // Incoming is a message being read from a source.
@@ -73,6 +76,9 @@ type MailboxInfo struct {
 	Exists      bool     // false only in a dry-run, for a folder that would be created
 	Created     bool     // created by this run
 	Permanent   []string // PERMANENTFLAGS; `\*` means any keyword
+	// AppendLimit is the largest message the server accepts (RFC 7889
+	// APPENDLIMIT); 0 when it does not say.
+	AppendLimit int64
 	// FlagsUnknown: the server did not say which flags it keeps (a
 	// read-only session, a folder a dry-run would create).
 	FlagsUnknown bool
@@ -164,6 +170,7 @@ type Record struct {
 	DateSource  string    `json:"date_source,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	Offset      int64     `json:"offset,omitempty"`
+	Flags       []string  `json:"flags,omitempty"`    // the flags sent with it
 	Repairs     []string  `json:"repairs,omitempty"`  // codes of the repairs applied
 	Original    string    `json:"original,omitempty"` // where the original of a repaired message is kept
 	Verdict     string    `json:"verdict,omitempty"`  // spam, ham, unknown

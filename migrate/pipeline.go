@@ -467,6 +467,9 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	// The verdict is the delivering provider's: it reads the header as
 	// delivered, before any repair.
 	folder := r.destFolder(in.Folder)
+	if in.Dest != "" {
+		folder = in.Dest
+	}
 	cls := mime.Classify(mime.SpamInput{Header: h, JunkFolder: sourceJunk(in.Folder), Keywords: in.Flags})
 	folder, flags, spamNote := r.applySpam(in.Folder, folder, in.Flags, cls)
 	r.sum.Verdicts[cls.Key()]++
@@ -635,6 +638,9 @@ func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []strin
 			return r.settle(rec, ev, Present, ActPresent, uid, "already in "+box.Name)
 		}
 	}
+	if box.AppendLimit > 0 && rec.Size > box.AppendLimit {
+		return &Permanent{Err: fmt.Errorf("%d bytes, more than the %d the server accepts (APPENDLIMIT): not truncated", rec.Size, box.AppendLimit)}
+	}
 	perm := box.Permanent
 	if box.FlagsUnknown || !box.Exists {
 		// A dry-run cannot know: assume keywords are kept, as most servers
@@ -642,7 +648,7 @@ func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []strin
 		perm = []string{`\*`}
 	}
 	kept, dropped := SanitizeFlags(flags, perm)
-	ev.Flags, ev.Dropped = kept, dropped
+	ev.Flags, ev.Dropped, rec.Flags = kept, dropped, kept
 	rec.State, rec.At, rec.Reason = Pending, r.opt.Now(), ""
 	if err := r.cp.Put(*rec); err != nil {
 		return &stopError{fmt.Errorf("write state: %w", err)}

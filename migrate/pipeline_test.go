@@ -341,3 +341,41 @@ func TestRefusalMappedToRepair(t *testing.T) {
 		t.Errorf("refused message not in the quarantine whole: %v", err)
 	}
 }
+
+// TestQuarantineRetry: a refused message waits in the quarantine with its
+// folder and flags; once the cause is gone, the quarantine is offered to the
+// pipeline again and empties.
+func TestQuarantineRetry(t *testing.T) {
+	msgs := []string{msg(1, true), msg(2, true)}
+	e := newEnv(t, msgs)
+	qdir := filepath.Join(e.dir, "quarantine")
+	opts := migrate.Options{Backoff: time.Millisecond, Keep: migrate.DirKeeper{Dir: qdir}, Folder: "Archive"}
+	sum, err := migrate.Run(context.Background(), e.src, refuser{e.dst}, e.state, opts)
+	if err != nil || sum.Failed != 1 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	items, err := migrate.ListQuarantine(qdir)
+	if err != nil || len(items) != 1 || items[0].Record.Folder != "Archive" || !strings.Contains(items[0].Record.Reason, "PARSE") ||
+		!slices.Equal(items[0].Record.Flags, []string{`\Seen`}) {
+		t.Fatalf("quarantine %+v %v", items, err)
+	}
+	q := &migrate.QuarantineSource{Dir: qdir}
+	sum, err = migrate.Run(context.Background(), q, e.dst, e.state, migrate.Options{Backoff: time.Millisecond})
+	if err != nil || sum.Copied != 1 {
+		t.Fatalf("retry: %+v %v", sum, err)
+	}
+	if n, err := q.Release(e.state); err != nil || n != 1 {
+		t.Fatalf("release %d %v", n, err)
+	}
+	if items, _ := migrate.ListQuarantine(qdir); len(items) != 0 {
+		t.Fatalf("quarantine not emptied: %+v", items)
+	}
+	var got int
+	e.dst.Scan(context.Background(), "Archive", func(migrate.Existing) error { got++; return nil })
+	if got != 2 {
+		t.Fatalf("Archive holds %d, want 2", got)
+	}
+	if rec, _, _ := e.state.Get("uidl:m1"); rec.State != migrate.Copied {
+		t.Fatalf("record %+v", rec)
+	}
+}

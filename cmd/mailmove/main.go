@@ -49,6 +49,14 @@ func run(args []string) int {
 		return demo(args[1:])
 	}
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr}
+	if len(args) > 0 && args[0] == "quarantine" {
+		if len(args) < 2 || args[1] != "list" && args[1] != "retry" {
+			fmt.Fprintln(os.Stderr, "mailmove: usage: mailmove quarantine list|retry --from SRC --to DST [--state FILE]")
+			return exitUsage
+		}
+		m.quarantine = args[1]
+		args = args[2:]
+	}
 	if err := m.ParseFlags(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -136,6 +144,7 @@ type Main struct {
 	encodeHeaders  bool
 	foldLines      bool
 	showRepairs    bool
+	quarantine     string // "list" or "retry": the quarantine subcommands
 	verbose, quiet bool
 	showVersion    bool
 	timeout        time.Duration
@@ -148,6 +157,7 @@ mutt, pine), into IMAP folders, resumably.
 
 Usage:
   mailmove --from SRC --to DST [flags]
+  mailmove quarantine list|retry --from SRC --to DST [flags]
   mailmove demo
 
 SRC and DST are URLs (pop3://, pop3s://, imap://, imaps://USER@HOST[:PORT]) or
@@ -310,9 +320,20 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 			fmt.Fprintf(m.Stderr, "warning: %s: no TLS; the password and mail cross the network in clear\n", e.addr())
 		}
 	}
-	src, folderMap, err := m.source(ctx, from)
-	if err != nil {
-		return sum, err
+	statePath := m.statePath
+	if statePath == "" {
+		statePath = stateFile(from, to)
+	}
+	if m.quarantine == "list" {
+		return sum, m.listQuarantine(statePath)
+	}
+	var src migrate.Source = &migrate.QuarantineSource{Dir: quarantineDir(statePath)}
+	folderMap := m.folderMap
+	if m.quarantine != "retry" {
+		// (the quarantine is read locally: no source password needed)
+		if src, folderMap, err = m.source(ctx, from); err != nil {
+			return sum, err
+		}
 	}
 	defer src.Close()
 	toPass, err := to.password(ctx, "MAILMOVE_TO_PASSWORD")
@@ -324,10 +345,6 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		return sum, err
 	}
 
-	statePath := m.statePath
-	if statePath == "" {
-		statePath = stateFile(from, to)
-	}
 	var cp migrate.Checkpoint
 	switch st, err := os.Stat(statePath); {
 	case m.dryRun && errors.Is(err, os.ErrNotExist):
@@ -397,7 +414,33 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	if ferr := finish(sum, err); ferr != nil && err == nil {
 		err = ferr
 	}
+	if q, ok := src.(*migrate.QuarantineSource); ok && !m.dryRun {
+		n, qerr := q.Release(cp)
+		fmt.Fprintf(m.Stdout, "%d message(s) left the quarantine\n", n)
+		if qerr != nil && err == nil {
+			err = qerr
+		}
+	}
 	return sum, err
+}
+
+// listQuarantine prints what could not be copied, and why.
+func (m *Main) listQuarantine(statePath string) error {
+	dir := quarantineDir(statePath)
+	items, err := migrate.ListQuarantine(dir)
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		fmt.Fprintf(m.Stdout, "the quarantine (%s) is empty\n", dir)
+		return nil
+	}
+	fmt.Fprintf(m.Stdout, "%d message(s) in %s; fix the cause, then: mailmove quarantine retry (same --from, --to)\n", len(items), dir)
+	for _, it := range items {
+		fmt.Fprintf(m.Stdout, "\n%s  %s  %s\n  folder: %s\n  reason: %s\n  file:   %s\n",
+			it.Record.At.Local().Format("2006-01-02 15:04"), it.Record.ID, human(it.Record.Size), it.Record.Folder, it.Record.Reason, it.File)
+	}
+	return nil
 }
 
 // source opens the source endpoint and returns the folder map to use with it.

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailmove/mailmove/migrate"
 	"github.com/mailmove/mailmove/mime"
+	"github.com/mailmove/mailmove/store"
 )
 
 // TestRepairFixturesDovecot serves every repair fixture over Dovecot's POP3
@@ -94,4 +96,49 @@ func containsBody(got []stored, b []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestQuarantineCommands: `mailmove quarantine list` shows what an earlier
+// run could not copy and why; `quarantine retry` copies it to the folder
+// that run chose, with its flags, and empties the quarantine.
+func TestQuarantineCommands(t *testing.T) {
+	p := newPair(t, nil)
+	msg := []byte("From: a@example.org\r\nSubject: refused once\r\nMessage-ID: <q1@example.org>\r\n\r\nbody\r\n")
+	rec := migrate.Record{ID: "uidl:q1", State: migrate.Failed, Folder: "Restored", Flags: []string{`\Seen`, `\Flagged`},
+		Reason: "NO [OVERQUOTA] quota exceeded", At: time.Now()}
+	st, err := store.Open(p.state, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Put(rec)
+	st.Close()
+	if _, err := (migrate.DirKeeper{Dir: quarantineDir(p.state)}).Keep(rec, migrate.BodyFromBytes(msg)); err != nil {
+		t.Fatal(err)
+	}
+	run := func(sub string) (migrate.Summary, string, error) {
+		t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
+		t.Setenv("MAILMOVE_FROM_PASSWORD", "")
+		var out strings.Builder
+		m := &Main{Stdout: &out, Stderr: &out, quarantine: sub}
+		if err := m.ParseFlags(p.args()); err != nil {
+			t.Fatal(err)
+		}
+		sum, err := m.Run(t.Context())
+		return sum, out.String(), err
+	}
+	_, out, err := run("list")
+	if err != nil || !strings.Contains(out, "1 message(s) in") || !strings.Contains(out, "OVERQUOTA") || !strings.Contains(out, "folder: Restored") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	sum, out, err := run("retry")
+	if err != nil || sum.Copied != 1 || !strings.Contains(out, "1 message(s) left the quarantine") {
+		t.Fatalf("retry: %+v %v\n%s", sum, err, out)
+	}
+	got := p.fetchAll(t, p.dst, "Restored")
+	if len(got) != 1 || string(got[0].body) != string(msg) || !hasFlag(got[0], `\Flagged`) {
+		t.Fatalf("Restored holds %d message(s)", len(got))
+	}
+	if _, out, _ = run("list"); !strings.Contains(out, "is empty") {
+		t.Fatalf("quarantine not emptied:\n%s", out)
+	}
 }

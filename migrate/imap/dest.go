@@ -261,6 +261,9 @@ func (d *Destination) Mailbox(ctx context.Context, name string, create bool) (mi
 			return err
 		}
 		info.UIDValidity = data.UIDValidity
+		if limit, ok := c.Caps().AppendLimit(); ok && limit != nil {
+			info.AppendLimit = int64(*limit)
+		}
 		info.Permanent = make([]string, 0, len(data.PermanentFlags))
 		for _, f := range data.PermanentFlags {
 			info.Permanent = append(info.Permanent, string(f))
