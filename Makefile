@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) ./mime
 	$(GO) test -run '^$$' -fuzz FuzzRemoveFields -fuzztime $(FUZZTIME) ./mime
 	$(GO) test -run '^$$' -fuzz FuzzClassify -fuzztime $(FUZZTIME) ./mime
+	$(GO) test -run '^$$' -fuzz FuzzRepair -fuzztime $(FUZZTIME) ./mime
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./migrate/mbox
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./migrate/mbox
 
