@@ -293,13 +293,8 @@ func (r *runner) reconcile(ctx context.Context, pending []Record) error {
 }
 
 func (r *runner) retrieve(ctx context.Context, todo []Entry) error {
-	failures := 0
-	for len(todo) > 0 {
-		// next is the position after the last message processed. It follows
-		// the entries themselves, not a count, so a retry resumes at the
-		// right place whatever the source did in between.
-		next := 0
-		err := r.src.Retrieve(ctx, todo, func(in *Incoming) error {
+	return r.resume(ctx, "reading from", todo, func(todo []Entry, done func(Entry)) error {
+		return r.src.Retrieve(ctx, todo, func(in *Incoming) error {
 			if err := ctx.Err(); err != nil {
 				return &stopError{err}
 			}
@@ -307,25 +302,38 @@ func (r *runner) retrieve(ctx context.Context, todo []Entry) error {
 			if err := r.process(ctx, in); err != nil {
 				return err
 			}
+			done(e)
+			return nil
+		})
+	})
+}
+
+// resume runs pass over entries; pass calls done with each entry it has
+// finished. After a transient failure it pauses and runs pass again over
+// the entries after the last one done. The position follows the entries
+// themselves, not a count, so it is right whatever the source did between.
+func (r *runner) resume(ctx context.Context, what string, entries []Entry, pass func([]Entry, func(Entry)) error) error {
+	failures := 0
+	for len(entries) > 0 {
+		todo, next := entries, 0
+		err := pass(todo, func(e Entry) {
 			for next < len(todo) && todo[next] != e {
 				next++
 			}
 			next = min(next+1, len(todo))
-			return nil
 		})
-		delivered := next
-		todo = todo[next:]
+		entries = entries[next:]
 		if err == nil {
 			return nil
 		}
-		if delivered > 0 {
+		if next > 0 {
 			failures = 0
 		}
 		failures++
 		if !r.transient(err) || failures > r.opt.Retries {
 			return err
 		}
-		r.note("reading from %s failed (%v); reconnecting", r.src.Describe(), err)
+		r.note("%s %s failed (%v); reconnecting", what, r.src.Describe(), err)
 		if err := r.pause(ctx, failures-1); err != nil {
 			return err
 		}

@@ -149,34 +149,13 @@ func (r *runner) guard(order []string, total, byHeader map[string]int) error {
 // eachHeader reads the headers of entries, reconnecting and going on after
 // a transient failure like retrieve does.
 func (r *runner) eachHeader(ctx context.Context, hs HeaderSource, entries []Entry, fn func(Entry, []byte)) error {
-	failures := 0
-	for len(entries) > 0 {
-		next := 0
-		err := hs.Headers(ctx, entries, func(e Entry, h []byte) error {
+	return r.resume(ctx, "reading headers from", entries, func(todo []Entry, done func(Entry)) error {
+		return hs.Headers(ctx, todo, func(e Entry, h []byte) error {
 			fn(e, h)
-			for next < len(entries) && entries[next] != e {
-				next++
-			}
-			next = min(next+1, len(entries))
+			done(e)
 			return nil
 		})
-		if err == nil {
-			return nil
-		}
-		if next > 0 {
-			failures = 0
-		}
-		entries = entries[next:]
-		failures++
-		if !r.transient(err) || failures > r.opt.Retries {
-			return err
-		}
-		r.note("reading headers from %s failed (%v); reconnecting", r.src.Describe(), err)
-		if err := r.pause(ctx, failures-1); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // applySpam turns a verdict into a folder and flags under the policy. It

@@ -254,24 +254,7 @@ func TestSIGKILLLoop(t *testing.T) {
 	}
 	msgs := mailgen.Mailbox(mailgen.Options{Seed: 6, Count: count, Duplicates: 0.01})
 	p := newPair(t, msgs)
-	seed := uint64(time.Now().UnixNano())
-	r := rand.New(rand.NewPCG(seed, 1))
-	t.Logf("kill schedule seed %d", seed)
-	kills := 0
-	for i := 0; i < 8; i++ {
-		cmd, _ := p.startProcess(t)
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			t.Logf("run %d finished before its kill: %v", i, err)
-			continue
-		case <-time.After(time.Duration(300+r.IntN(1500)) * time.Millisecond):
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
-		kills++
-	}
+	kills := p.killLoop(t, 8, 1500)
 	sum, out, err := p.runMain(t, p.args()...)
 	if err != nil || sum.Failed != 0 {
 		t.Fatalf("final run: %+v %v\n%s", sum, err, out)
@@ -320,6 +303,32 @@ func TestInterruptExits130(t *testing.T) {
 		t.Fatalf("final run: %+v %v\n%s", sum, err, out)
 	}
 	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+}
+
+// killLoop starts mailmove as a real process runs times and SIGKILLs each
+// after a random 300 ms plus up to spreadMS; it returns how many runs were
+// killed before they finished.
+func (p *pair) killLoop(t *testing.T, runs, spreadMS int) int {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	r := rand.New(rand.NewPCG(seed, 1))
+	t.Logf("kill schedule seed %d", seed)
+	kills := 0
+	for i := 0; i < runs; i++ {
+		cmd, _ := p.startProcess(t)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			t.Logf("run %d finished before its kill: %v", i, err)
+			continue
+		case <-time.After(time.Duration(300+r.IntN(spreadMS)) * time.Millisecond):
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		kills++
+	}
+	return kills
 }
 
 // startProcess starts mailmove as a real process (this test binary, which

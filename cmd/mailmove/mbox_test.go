@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -266,24 +264,7 @@ func TestMboxSIGKILL(t *testing.T) {
 		t.Skip("long")
 	}
 	p, _, filed := newProfile(t, 1200, 41)
-	seed := uint64(time.Now().UnixNano())
-	r := rand.New(rand.NewPCG(seed, 2))
-	t.Logf("kill schedule seed %d", seed)
-	kills := 0
-	for i := 0; i < 5; i++ {
-		cmd, _ := p.startProcess(t)
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			t.Logf("run %d finished before its kill: %v", i, err)
-			continue
-		case <-time.After(time.Duration(300+r.IntN(1200)) * time.Millisecond):
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
-		kills++
-	}
+	kills := p.killLoop(t, 5, 1200)
 	sum, out, err := p.runMain(t, p.args()...)
 	if err != nil || sum.Failed != 0 {
 		t.Fatalf("final run: %+v %v\n%s", sum, err, out)

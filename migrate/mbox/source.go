@@ -164,29 +164,30 @@ func (s *Source) listFile(ctx context.Context, f *file) ([]migrate.Entry, error)
 // Retrieve implements migrate.Source. A file changed since List (a mail
 // client compacting it) stops the run: the next run lists it again.
 func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(*migrate.Incoming) error) error {
-	defer s.Close()
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		f, err := s.fileOf(e)
-		if err != nil {
-			return err
-		}
+	return s.each(ctx, entries, func(f *file, e migrate.Entry) error {
 		in, err := s.read(f, e)
 		if err != nil {
 			return err
 		}
-		if err := fn(in); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(in)
+	})
 }
 
 // Headers implements migrate.HeaderSource: each entry's header, read at
 // its offset without its body.
 func (s *Source) Headers(ctx context.Context, entries []migrate.Entry, fn func(migrate.Entry, []byte) error) error {
+	return s.each(ctx, entries, func(f *file, e migrate.Entry) error {
+		m, _, err := s.message(f, e)
+		if err != nil {
+			return err
+		}
+		return fn(e, m.Header)
+	})
+}
+
+// each calls fn for every entry with its file, stopping at the first error
+// or at cancellation.
+func (s *Source) each(ctx context.Context, entries []migrate.Entry, fn func(*file, migrate.Entry) error) error {
 	defer s.Close()
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
@@ -196,11 +197,7 @@ func (s *Source) Headers(ctx context.Context, entries []migrate.Entry, fn func(m
 		if err != nil {
 			return err
 		}
-		m, _, err := s.message(f, e)
-		if err != nil {
-			return err
-		}
-		if err := fn(e, m.Header); err != nil {
+		if err := fn(f, e); err != nil {
 			return err
 		}
 	}
