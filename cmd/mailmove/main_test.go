@@ -136,6 +136,31 @@ func (p *pair) fetchAll(t *testing.T, user dovecottest.User, folder string) []st
 	return out
 }
 
+// appendRaw APPENDs messages, as they are, to a folder of the destination
+// account, creating it.
+func (p *pair) appendRaw(t *testing.T, folder string, msgs [][]byte) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.srv.CAPEM)
+	c, err := imapclient.DialTLS(p.srv.IMAPS, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(p.dst.Name, p.dst.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Create(folder, nil).Wait()
+	for _, m := range msgs {
+		cmd := c.Append(folder, int64(len(m)), nil)
+		cmd.Write(m)
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatalf("append: %v", err)
+		}
+	}
+}
+
 // crlf normalises line endings as mailmove sends them.
 func crlf(b []byte) []byte {
 	var out bytes.Buffer
