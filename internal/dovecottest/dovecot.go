@@ -13,8 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +30,9 @@ type Server struct {
 	IMAP, IMAPS, POP3, POP3S string // host:port
 
 	conf   string
+	bin    string
+	proc   *exec.Cmd
+	exited chan struct{}
 	mu     sync.Mutex
 	nUsers int
 }
@@ -88,21 +91,38 @@ func Start() (*Server, error) {
 	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
+	s.bin = bin
+	if err := s.launch(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// launch starts the Dovecot daemon on the configuration already written and
+// waits until it listens.
+func (s *Server) launch() error {
+	dir, bin := s.Dir, s.bin
 	// Not CombinedOutput: the daemon's children would hold the pipe open.
 	outPath := filepath.Join(dir, "start.out")
 	outFile, err := os.Create(outPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cmd := exec.Command(bin, "-c", s.conf)
+	// In the foreground (-F), as our child: Kill can wait for it to be
+	// gone, whatever reaps orphans on this machine.
+	cmd := exec.Command(bin, "-F", "-c", s.conf)
 	cmd.Stdout, cmd.Stderr = outFile, outFile
-	err = cmd.Run()
-	outFile.Close()
-	out, _ := os.ReadFile(outPath)
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-		return nil, fmt.Errorf("dovecot did not start: %v: %s %s", err, out, log)
+	if err := cmd.Start(); err != nil {
+		outFile.Close()
+		return fmt.Errorf("dovecot did not start: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		outFile.Close()
+		close(exited)
+	}()
+	s.proc, s.exited = cmd, exited
 	deadline := time.Now().Add(10 * time.Second)
 	for _, a := range []string{s.IMAP, s.IMAPS, s.POP3, s.POP3S} {
 		for {
@@ -111,39 +131,63 @@ func Start() (*Server, error) {
 				c.Close()
 				break
 			}
-			if time.Now().After(deadline) {
-				s.Stop()
+			select {
+			case <-exited:
+				out, _ := os.ReadFile(outPath)
 				log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-				return nil, fmt.Errorf("dovecot is not listening on %s: %s", a, log)
+				return fmt.Errorf("dovecot exited: %s %s", out, log)
+			default:
+			}
+			if time.Now().After(deadline) {
+				s.Kill()
+				log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+				return fmt.Errorf("dovecot is not listening on %s: %s", a, log)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return s, nil
+	return nil
 }
+
+// Restart stops Dovecot and starts it again on the same ports, with the same
+// mail, as an admin's restart or a crash does.
+func (s *Server) Restart() error {
+	s.Kill()
+	return s.launch()
+}
+
+// QuotaUser is an account with a storage quota of about quotaKB kilobytes.
+func (s *Server) QuotaUser() User {
+	return User{Name: "quota@example.test", Password: "pw-quota-" + filepath.Base(s.Dir), Home: filepath.Join(s.Dir, "homes", "quota")}
+}
+
+const quotaKB = 300
 
 // Stop stops Dovecot and removes its directory.
 func (s *Server) Stop() {
-	s.Kill()
+	if s.proc != nil {
+		// No graceful shutdown at teardown: it takes Dovecot seconds.
+		s.proc.Process.Kill()
+		<-s.exited
+		s.proc = nil
+	}
 	os.RemoveAll(s.Dir)
 }
 
-// Kill stops Dovecot, keeping its mail, so Restart can bring it back.
+// Kill stops Dovecot as an admin does (SIGTERM; it takes some seconds),
+// keeping its mail, so Restart can bring it back.
 func (s *Server) Kill() {
-	pid, err := os.ReadFile(filepath.Join(s.Dir, "run", "master.pid"))
-	if err != nil {
+	if s.proc == nil {
 		return
 	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
-	if p, err := os.FindProcess(n); err == nil && n > 0 {
-		p.Signal(os.Interrupt)
-		for i := 0; i < 100; i++ {
-			if p.Signal(syscall0) != nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	s.proc.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		s.proc.Process.Kill()
+		<-s.exited
 	}
+	s.proc = nil
 }
 
 // Log returns Dovecot's log so far, for test failures.
@@ -176,7 +220,15 @@ func (s *Server) makeUsers() error {
 			return err
 		}
 	}
-	return nil
+	q := s.QuotaUser()
+	for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
+		if err := os.MkdirAll(filepath.Join(q.Home, d), 0o700); err != nil {
+			return err
+		}
+		os.Chown(filepath.Join(q.Home, d), uid, uid)
+	}
+	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s::userdb_quota_rule=*:storage=%dK\n", q.Name, q.Password, uid, uid, q.Home, quotaKB)
+	return err
 }
 
 func (s *Server) user(i int) User {
@@ -305,6 +357,11 @@ auth_mechanisms = plain login
 first_valid_uid = 500
 mail_location = maildir:~/Maildir
 mail_fsync = never
+mail_plugins = $mail_plugins quota
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+}
 pop3_uidl_format = %%08Xu%%08Xv
 mail_max_userip_connections = 50
 passdb {
