@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	stdmime "mime"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +42,7 @@ type Options struct {
 	GuardMin       int           // folders smaller than this are not guarded; default 10
 	TrustHeaders   bool          // act on header verdicts whatever their share
 	Retries        int           // attempts on a transient error; default 5
+	AuthPause      time.Duration // before the one retry of a login refused "for now"; default 15 minutes
 	Backoff        time.Duration // first pause between attempts; default 2 s, doubling
 }
 
@@ -55,19 +59,20 @@ func (e *stopError) Error() string { return e.err.Error() }
 func (e *stopError) Unwrap() error { return e.err }
 
 type runner struct {
-	src   Source
-	dst   Destination
-	cp    Checkpoint
-	opt   Options
-	sum   Summary
-	seq   int
-	done  map[string]State
-	idx   map[string]*folderIndex
-	boxes map[string]MailboxInfo
-	plans map[string]FolderPlan // source folder → destination
-	dest  []Folder              // the destination's folders, listed once
-	spam  spamPlan
-	words stdmime.WordDecoder
+	src         Source
+	dst         Destination
+	cp          Checkpoint
+	opt         Options
+	sum         Summary
+	seq         int
+	done        map[string]State
+	idx         map[string]*folderIndex
+	boxes       map[string]MailboxInfo
+	authRetried bool                  // the one retry a transient-looking login refusal gets is used
+	plans       map[string]FolderPlan // source folder → destination
+	dest        []Folder              // the destination's folders, listed once
+	spam        spamPlan
+	words       stdmime.WordDecoder
 }
 
 // Run copies every message of src to dst that cp does not record as done,
@@ -92,6 +97,9 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	}
 	if opt.Retries <= 0 {
 		opt.Retries = 5
+	}
+	if opt.AuthPause <= 0 {
+		opt.AuthPause = 15 * time.Minute
 	}
 	if opt.Spam == "" {
 		opt.Spam = SpamRoute
@@ -246,11 +254,14 @@ func (r *runner) destFolders(ctx context.Context) ([]Folder, error) {
 func (r *runner) list(ctx context.Context) ([]Entry, error) {
 	for attempt := 0; ; attempt++ {
 		entries, err := r.src.List(ctx)
-		if err == nil || !r.transient(err) || attempt >= r.opt.Retries {
-			return entries, err
+		if err == nil {
+			return entries, nil
 		}
-		r.note("listing %s failed (%v); trying again", r.src.Describe(), err)
-		if err := r.pause(ctx, attempt); err != nil {
+		again, perr := r.again(ctx, err, attempt, "listing "+r.src.Describe())
+		if perr != nil {
+			return nil, perr
+		}
+		if !again {
 			return nil, err
 		}
 	}
@@ -330,11 +341,11 @@ func (r *runner) resume(ctx context.Context, what string, entries []Entry, pass 
 			failures = 0
 		}
 		failures++
-		if !r.transient(err) || failures > r.opt.Retries {
-			return err
+		again, perr := r.again(ctx, err, failures-1, what+" "+r.src.Describe())
+		if perr != nil {
+			return perr
 		}
-		r.note("%s %s failed (%v); reconnecting", what, r.src.Describe(), err)
-		if err := r.pause(ctx, failures-1); err != nil {
+		if !again {
 			return err
 		}
 	}
@@ -350,8 +361,53 @@ func (r *runner) transient(err error) bool {
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
-func (r *runner) pause(ctx context.Context, attempt int) error {
+// again decides, in one place for every operation, whether err is worth
+// another attempt, and pauses before it: a transient error (a reset, a
+// timeout, BYE, [UNAVAILABLE], throttling) gets Retries attempts with
+// exponential backoff and jitter, longer when the server suggests it; a
+// refused login gets one, after AuthPause, only when the server said it may
+// pass; anything else none. It returns an error only when ctx ended while
+// pausing.
+func (r *runner) again(ctx context.Context, err error, attempt int, what string) (bool, error) {
+	var auth *AuthError
+	if errors.As(err, &auth) {
+		if !auth.Transient || r.authRetried || ctx.Err() != nil {
+			return false, nil
+		}
+		r.authRetried = true
+		r.note("%v; trying once more in %s, and only once", auth, r.opt.AuthPause)
+		return true, r.sleep(ctx, r.opt.AuthPause)
+	}
+	if !r.transient(err) || ctx.Err() != nil || attempt >= r.opt.Retries {
+		return false, nil
+	}
+	r.note("%s: %v; trying again", what, err)
+	return true, r.pause(ctx, attempt, err)
+}
+
+var suggested = regexp.MustCompile(`(?i)suggested backoff time:\s*(\d+)\s*(ms|milliseconds|s|seconds)?`)
+
+// pause waits before attempt number attempt: the base backoff doubled per
+// attempt, with up to half of it taken off at random so that many clients
+// do not come back together, and no less than the server suggested
+// (Microsoft: "Suggested Backoff Time: 2000 ms").
+func (r *runner) pause(ctx context.Context, attempt int, cause error) error {
 	d := r.opt.Backoff << min(attempt, 6)
+	d -= time.Duration(rand.Int64N(int64(d)/2 + 1))
+	if cause != nil {
+		if m := suggested.FindStringSubmatch(cause.Error()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			s := time.Duration(n) * time.Millisecond
+			if strings.HasPrefix(strings.ToLower(m[2]), "s") {
+				s = time.Duration(n) * time.Second
+			}
+			d = max(d, min(s, 10*time.Minute))
+		}
+	}
+	return r.sleep(ctx, d)
+}
+
+func (r *runner) sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -370,14 +426,14 @@ func (r *runner) withRetry(ctx context.Context, op func() error) error {
 		if err == nil {
 			return nil
 		}
-		if !r.transient(err) || ctx.Err() != nil || attempt >= r.opt.Retries {
+		again, perr := r.again(ctx, err, attempt, r.dst.Describe())
+		if perr != nil {
+			return perr
+		}
+		if !again {
 			return &stopError{err}
 		}
-		r.note("%s: %v; trying again", r.dst.Describe(), err)
 		clear(r.idx)
-		if err := r.pause(ctx, attempt); err != nil {
-			return err
-		}
 	}
 }
 
@@ -531,13 +587,13 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 			}
 			return r.fail(&rec, &ev, body, err)
 		}
-		if !r.transient(err) || attempt >= r.opt.Retries {
-			return &stopError{err}
+		clear(r.idx) // the append may have landed: look again before appending
+		again, perr := r.again(ctx, err, attempt, r.dst.Describe()+" (checking before trying again)")
+		if perr != nil {
+			return perr
 		}
-		r.note("%s: %v; reconnecting and checking before trying again", r.dst.Describe(), err)
-		clear(r.idx) // the append may have landed: look again
-		if err := r.pause(ctx, attempt); err != nil {
-			return err
+		if !again {
+			return &stopError{err}
 		}
 	}
 }

@@ -379,3 +379,63 @@ func TestQuarantineRetry(t *testing.T) {
 		t.Fatalf("record %+v", rec)
 	}
 }
+
+// TestLoginRefusedForNow: a login refused with [SYS/TEMP] (RFC 3206) gets
+// one more attempt after AuthPause, never more.
+func TestLoginRefusedForNow(t *testing.T) {
+	for _, tc := range []struct {
+		temp   int // how many logins the server refuses "for now"
+		logins int // logins attempted
+		ok     bool
+	}{{1, 2, true}, {5, 2, false}} {
+		refused := 0
+		e := newEnv(t, []string{msg(1, true)}, func(conn net.Conn, _ int, line string) bool {
+			if strings.HasPrefix(line, "PASS") && refused < tc.temp {
+				refused++
+				fmt.Fprint(conn, "-ERR [SYS/TEMP] too many connections, try later\r\n")
+				return true
+			}
+			return false
+		})
+		sum, err := migrate.Run(context.Background(), e.src, e.dst, e.state, migrate.Options{AuthPause: 20 * time.Millisecond})
+		var auth *migrate.AuthError
+		if tc.ok && (err != nil || sum.Copied != 1) || !tc.ok && (!errors.As(err, &auth) || !auth.Transient) {
+			t.Fatalf("temp=%d: %+v %v", tc.temp, sum, err)
+		}
+		logins, _, _ := e.pop.Counts()
+		if refused+logins != tc.logins {
+			t.Fatalf("temp=%d: %d login attempts, want %d", tc.temp, refused+logins, tc.logins)
+		}
+	}
+}
+
+// TestSuggestedBackoff: a throttled APPEND ("Suggested Backoff Time") is
+// retried no sooner than the server asked, and the message is there once.
+func TestSuggestedBackoff(t *testing.T) {
+	e := newEnv(t, []string{msg(1, true), msg(2, true)})
+	d := &throttler{Destination: e.dst}
+	start := time.Now()
+	sum, err := migrate.Run(context.Background(), e.src, d, e.state, migrate.Options{Backoff: time.Millisecond})
+	if err != nil || sum.Copied != 2 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Fatalf("retried after %v, sooner than the 300 ms the server asked", waited)
+	}
+	if got := len(e.inbox(t)); got != 2 {
+		t.Fatalf("INBOX holds %d, want 2", got)
+	}
+}
+
+type throttler struct {
+	migrate.Destination
+	done bool
+}
+
+func (d *throttler) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	if !d.done {
+		d.done = true
+		return migrate.Appended{}, errors.New("NO [UNAVAILABLE] Request is throttled. Suggested Backoff Time: 300 ms")
+	}
+	return d.Destination.Append(ctx, folder, m)
+}

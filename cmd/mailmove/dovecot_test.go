@@ -195,7 +195,7 @@ func TestRefusals(t *testing.T) {
 		start := time.Now()
 		sum, err := m.Run(t.Context())
 		code := exitCode(&out, sum, err)
-		if code != exitFatal || !strings.Contains(out.String(), "refused the login of "+p.src.Name) {
+		if code != exitAuth || !strings.Contains(out.String(), "refused the login of "+p.src.Name) {
 			t.Fatalf("exit %d: %s", code, out.String())
 		}
 		if strings.Contains(out.String(), "wrong") {
@@ -212,7 +212,9 @@ func TestRefusals(t *testing.T) {
 		args = slices.Delete(args, i, i+2)
 		sum, out, err := p.runMain(t, args...)
 		var buf bytes.Buffer
-		if code := exitCode(&buf, sum, err); code != exitFatal || !strings.Contains(buf.String(), "Antivirus") {
+		// The test CA's name appears: the user learns who issued it.
+		if code := exitCode(&buf, sum, err); code != exitCert || !strings.Contains(buf.String(), "Antivirus") ||
+			!strings.Contains(buf.String(), "issued by") {
 			t.Fatalf("exit %d: %s %s", code, buf.String(), out)
 		}
 	})

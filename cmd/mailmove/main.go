@@ -35,6 +35,9 @@ const (
 	exitFatal       = 1
 	exitUsage       = 2
 	exitIncomplete  = 3
+	exitAuth        = 4 // a server refused the login
+	exitFull        = 5 // the destination account is full
+	exitCert        = 6 // a server's certificate is not trusted
 	exitInterrupted = 130
 )
 
@@ -87,6 +90,7 @@ func run(args []string) int {
 func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	var ue *usageError
 	var fatal *migrate.Fatal
+	var auth *migrate.AuthError
 	switch {
 	case err == nil && sum.Failed > 0:
 		fmt.Fprintf(w, "mailmove: %d message(s) could not be copied: see the report and the list above\n", sum.Failed)
@@ -104,10 +108,22 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 		return exitFatal
 	case migrate.CertError(err):
 		fmt.Fprintln(w, "mailmove:", err)
+		if issuer := migrate.CertIssuer(err); issuer != "" {
+			fmt.Fprintf(w, "mailmove: the certificate was issued by %q.\n", issuer)
+		}
 		fmt.Fprintln(w, "mailmove: the server's certificate is not trusted. If it is your own server, pass its CA with --ca-file. "+
 			"Antivirus products that scan mail (Bitdefender, Kaspersky, Avast and the like) replace certificates with their own: "+
-			"turn off their mail scanning or trust their certificate with --ca-file.")
-		return exitFatal
+			"turn off their mail scanning or trust their certificate with --ca-file. State saved.")
+		return exitCert
+	case errors.As(err, &auth):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: stopped without trying again, so the account is not locked for repeated failures. "+
+			"Check the password (and, at Orange or La Poste, that the account is not blocked), then run again. State saved.")
+		return exitAuth
+	case errors.Is(err, migrate.ErrFull):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintf(w, "mailmove: stopped: %d message(s) copied; the rest are still at the source. Free space at the destination, then run again. State saved.\n", sum.Copied)
+		return exitFull
 	case errors.As(err, &fatal):
 		fmt.Fprintln(w, "mailmove:", err)
 		fmt.Fprintln(w, "mailmove: stopped without retrying; state saved")
@@ -177,7 +193,9 @@ Examples:
            --to imaps://jean.dupont@imap.example.net --folder-map Archives=Old
 
 Exit codes: 0 all copied, 1 fatal error, 2 usage or configuration error,
-3 finished but some messages were not copied, 130 interrupted (run again to resume).
+3 finished but some messages were not copied, 4 login refused, 5 destination
+full, 6 certificate not trusted, 130 interrupted or --until reached (run
+again to resume).
 
 Flags:
 `

@@ -146,8 +146,10 @@ func (d *Destination) connect(ctx context.Context) error {
 		c.Close()
 		var ierr *imapv2.Error
 		if errors.As(err, &ierr) {
-			// Never retried: providers lock accounts after repeated failures.
-			return &migrate.Fatal{Err: fmt.Errorf("%s refused the login of %s: %s", d.cfg.Addr, d.cfg.User, ierr.Text)}
+			// Never retried in a loop: providers lock accounts after
+			// repeated failures (see migrate.AuthError).
+			return &migrate.Fatal{Err: &migrate.AuthError{Server: d.cfg.Addr, User: d.cfg.User, Reply: ierr.Text, Err: err,
+				Transient: ierr.Code == imapv2.ResponseCodeUnavailable}}
 		}
 		return fmt.Errorf("log in to %s: %w", d.cfg.Addr, err)
 	}
@@ -383,7 +385,9 @@ func classify(folder string, err error) error {
 	}
 	err = fmt.Errorf("append to %s: %w", folder, err)
 	switch ierr.Code {
-	case imapv2.ResponseCodeOverQuota, imapv2.ResponseCodeNoPerm:
+	case imapv2.ResponseCodeOverQuota:
+		return &migrate.Fatal{Err: fmt.Errorf("%w: %w", migrate.ErrFull, err)}
+	case imapv2.ResponseCodeNoPerm:
 		return &migrate.Fatal{Err: err}
 	case imapv2.ResponseCodeUnavailable, imapv2.ResponseCodeInUse, imapv2.ResponseCodeLimit,
 		imapv2.ResponseCodeServerBug, imapv2.ResponseCodeTryCreate:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/mailmove/mailmove/migrate"
 )
@@ -63,8 +64,16 @@ func (s *Source) connect(ctx context.Context) error {
 	if err := c.Auth(s.cfg.User, pass); err != nil {
 		c.Close()
 		if errors.Is(err, ErrAuth) {
-			// Never retried: ISPs lock accounts after repeated failures.
-			return &migrate.Fatal{Err: fmt.Errorf("%s refused the login of %s: %w", s.cfg.Addr, s.cfg.User, err)}
+			// Never retried in a loop: ISPs lock accounts after repeated
+			// failures (see migrate.AuthError).
+			reply := err.Error()
+			var perr *Error
+			if errors.As(err, &perr) {
+				reply = perr.Msg
+			}
+			up := strings.ToUpper(reply)
+			return &migrate.Fatal{Err: &migrate.AuthError{Server: s.cfg.Addr, User: s.cfg.User, Reply: reply, Err: err,
+				Transient: strings.Contains(up, "[SYS/TEMP]") || strings.Contains(up, "[IN-USE]")}}
 		}
 		return err
 	}
