@@ -439,3 +439,21 @@ func (d *throttler) Append(ctx context.Context, folder string, m migrate.Outgoin
 	}
 	return d.Destination.Append(ctx, folder, m)
 }
+
+// TestThrottle: --rate 20 messages per second holds 10 appends to at least
+// 450 ms.
+func TestThrottle(t *testing.T) {
+	var msgs []string
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, msg(i, true))
+	}
+	e := newEnv(t, msgs)
+	start := time.Now()
+	sum, err := migrate.Run(context.Background(), e.src, migrate.Throttle(e.dst, 20, 0), e.state, migrate.Options{})
+	if err != nil || sum.Copied != 10 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	if took := time.Since(start); took < 450*time.Millisecond {
+		t.Fatalf("10 messages at 20/s took %v", took)
+	}
+}

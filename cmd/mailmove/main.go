@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -98,7 +99,12 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(w, "mailmove: stopped; state saved: run the same command again to carry on")
+		var u *untilReached
+		if errors.As(err, &u) {
+			fmt.Fprintf(w, "mailmove: %v: stopped cleanly; state saved: run the same command again to carry on\n", err)
+		} else {
+			fmt.Fprintln(w, "mailmove: stopped; state saved: run the same command again to carry on")
+		}
 		return exitInterrupted
 	case errors.As(err, &ue):
 		fmt.Fprintln(w, "mailmove:", err)
@@ -161,6 +167,11 @@ type Main struct {
 	foldLines      bool
 	showRepairs    bool
 	quarantine     string // "list" or "retry": the quarantine subcommands
+	debugWire      bool
+	clock          func() time.Time // time.Now; tests move it
+	rate           string
+	until          string
+	maxConns       int
 	verbose, quiet bool
 	showVersion    bool
 	timeout        time.Duration
@@ -231,6 +242,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.encodeHeaders, "encode-headers", false, "RFC 2047-encode 8-bit header bytes up front (default: only when the server refuses them)")
 	fs.BoolVar(&m.foldLines, "fold-long-lines", false, "re-encode lines over 998 octets up front, as Exchange needs (default: only when the server refuses them)")
 	fs.BoolVar(&m.showRepairs, "show-repairs", false, "with --dry-run or -v: show each repair's header fields before and after")
+	fs.BoolVar(&m.debugWire, "debug-wire", false, "print the protocol exchanges on stderr (credentials replaced by ***, message content left out for POP3)")
+	fs.StringVar(&m.rate, "rate", "", "at most this many messages and/or bytes per second to the destination: 5, 2MB or 5,2MB")
+	fs.StringVar(&m.until, "until", "", "stop cleanly at this time of day (HH:MM, local time), as Ctrl-C does; run again to carry on")
+	fs.IntVar(&m.maxConns, "max-connections", 1, "connections per server at most (mailmove uses one per server today)")
 	fs.StringVar(&m.mboxFormat, "mbox-format", "", "mbox flavour: auto, mboxrd, mboxo, mboxcl or mboxcl2 (default auto)")
 	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
 	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
@@ -284,6 +299,15 @@ func (m *Main) ParseFlags(args []string) error {
 	m.foldLines = m.foldLines || cfg.FoldLongLines
 	if _, err := migrate.ParseSpamPolicy(m.spam); err != nil {
 		return usagef("--spam: %v", err)
+	}
+	if m.maxConns < 1 {
+		return usagef("--max-connections must be 1 or more")
+	}
+	if _, _, err := parseRate(m.rate); err != nil {
+		return usagef("--rate: %v", err)
+	}
+	if _, err := untilTime(m.until, time.Now()); err != nil {
+		return usagef("--until: %v", err)
 	}
 	if m.spamGuard < 0 || m.spamGuard > 1 {
 		return usagef("--spam-guard must be between 0 and 1 (a share of the folder), not %v", m.spamGuard)
@@ -387,6 +411,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 
 	var dst migrate.Destination = imap.New(imap.Config{
 		Addr: to.addr(), User: to.User,
+		Debug:     m.wireLog(to.User, toPass),
 		Password:  func() (string, error) { return toPass, nil },
 		TLS:       imapMode(to.TLS),
 		TLSConfig: toTLS,
@@ -396,6 +421,23 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	defer dst.Close()
 	if m.dryRun {
 		dst = migrate.DryRun(dst)
+	}
+	msgRate, byteRate, _ := parseRate(m.rate)
+	dst = migrate.Throttle(dst, msgRate, byteRate)
+	if m.until != "" {
+		now := time.Now
+		if m.clock != nil {
+			now = m.clock
+		}
+		at, _ := untilTime(m.until, now())
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		timer := time.AfterFunc(at.Sub(now()), func() { cancel(&untilReached{m.until}) })
+		defer timer.Stop()
+		defer cancel(nil)
+		if !m.quiet {
+			fmt.Fprintf(m.Stderr, "mailmove: will stop cleanly at %s (--until)\n", at.Format("Mon 15:04"))
+		}
 	}
 
 	spamPolicy, _ := migrate.ParseSpamPolicy(m.spam)
@@ -429,6 +471,10 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		EncodeHeaders:  m.encodeHeaders,
 		FoldLines:      m.foldLines,
 	})
+	var until *untilReached
+	if errors.As(context.Cause(ctx), &until) && errors.Is(err, context.Canceled) {
+		err = until
+	}
 	if ferr := finish(sum, err); ferr != nil && err == nil {
 		err = ferr
 	}
@@ -494,9 +540,81 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 	return pop3.NewSource(pop3.SourceConfig{
 		Addr: from.addr(), User: from.User,
 		Password: func() (string, error) { return pass, nil },
-		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout},
+		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
 		Flags:    flags,
 	}), m.folderMap, nil
+}
+
+// wireLog is where --debug-wire output goes: stderr, through a redactor
+// that knows the password it must hide.
+func (m *Main) wireLog(user, pass string) io.Writer {
+	if !m.debugWire {
+		return nil
+	}
+	return migrate.Redactor(m.Stderr, user, pass)
+}
+
+// untilReached is the --until time arriving: a clean stop, like Ctrl-C.
+type untilReached struct{ at string }
+
+func (u *untilReached) Error() string { return "reached --until " + u.at }
+func (u *untilReached) Is(target error) bool {
+	return target == context.Canceled
+}
+
+// untilTime is the next time of day HH:MM after now (local time).
+func untilTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.ParseInLocation("15:04", s, now.Location())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want HH:MM, got %q", s)
+	}
+	at := time.Date(now.Year(), now.Month(), now.Day(), t.Hour(), t.Minute(), 0, 0, now.Location())
+	if !at.After(now) {
+		at = at.AddDate(0, 0, 1)
+	}
+	return at, nil
+}
+
+// parseRate reads --rate: "5" (messages per second), "2MB" (bytes per
+// second, with K, M or G, optionally "/s"), or both separated by a comma.
+func parseRate(s string) (msgs, bytes float64, err error) {
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(part)), "/S")
+		if part == "" {
+			continue
+		}
+		if n, unit, ok := byteRate(part); ok {
+			bytes = n * unit
+			continue
+		}
+		n, e := strconv.ParseFloat(part, 64)
+		if e != nil || n <= 0 {
+			return 0, 0, fmt.Errorf("want messages per second (5), bytes per second (2MB) or both (5,2MB), got %q", s)
+		}
+		msgs = n
+	}
+	if msgs < 0 || bytes < 0 {
+		return 0, 0, fmt.Errorf("rates must be positive")
+	}
+	return msgs, bytes, nil
+}
+
+// byteRate reads "2MB", "512K", "100B".
+func byteRate(s string) (float64, float64, bool) {
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			if n, err := strconv.ParseFloat(num, 64); err == nil && n > 0 {
+				return n, u.mult, true
+			}
+		}
+	}
+	return 0, 0, false
 }
 
 // quarantineDir holds, beside the state, the messages that could not be

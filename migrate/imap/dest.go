@@ -39,6 +39,9 @@ type Config struct {
 	Timeout   time.Duration // silence after which a connection is given up; default 120 s
 	ReadOnly  bool          // EXAMINE instead of SELECT (dry-run)
 	Dialer    func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Debug, when set, receives the raw protocol both ways (go-imap's debug
+	// output); it must be a migrate.Redactor.
+	Debug io.Writer
 }
 
 // Destination appends to one IMAP account over one connection. Not safe for
@@ -103,7 +106,7 @@ func (d *Destination) connect(ctx context.Context) error {
 		return fmt.Errorf("connect to %s: %w", d.cfg.Addr, err)
 	}
 	conn := newWatchConn(raw)
-	opts := &imapclient.Options{TLSConfig: d.cfg.TLSConfig}
+	opts := &imapclient.Options{TLSConfig: d.cfg.TLSConfig, DebugWriter: d.cfg.Debug}
 	var c *imapclient.Client
 	err = conn.watch(ctx, d.cfg.Timeout, func() error {
 		switch d.cfg.TLS {

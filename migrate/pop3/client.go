@@ -81,6 +81,7 @@ type Client struct {
 	tls  bool
 
 	open *dotReader // a multi-line body the caller has not finished reading
+	opts Options
 }
 
 // Options configure Dial.
@@ -89,6 +90,10 @@ type Options struct {
 	TLSConfig *tls.Config   // ServerName must be set for verification
 	Timeout   time.Duration // idle timeout per operation; 0 means 60 s
 	Dialer    func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Debug, when set, receives the commands sent ("C: ") and the status
+	// lines received ("S: "), never message content; credentials are
+	// written as *** here already, and Debug should be a migrate.Redactor too.
+	Debug io.Writer
 }
 
 // Dial connects, reads the greeting, asks for the capabilities and, for
@@ -107,7 +112,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		return nil, err
 	}
 	var conn net.Conn = &idleConn{Conn: raw, timeout: opts.Timeout}
-	c := &Client{}
+	c := &Client{opts: opts}
 	if opts.TLS == TLSImplicit {
 		tc := tls.Client(conn, opts.TLSConfig)
 		if err := handshake(ctx, tc, opts.Timeout); err != nil {
@@ -409,12 +414,22 @@ func (c *Client) send(name, line, shown string) (string, error) {
 	if err := c.bw.Flush(); err != nil {
 		return "", err
 	}
+	c.debug("C: " + shown)
 	return c.status(name)
+}
+
+func (c *Client) debug(line string) {
+	if c.opts.Debug != nil {
+		fmt.Fprintln(c.opts.Debug, line)
+	}
 }
 
 // status reads a +OK or -ERR line and returns the text after the indicator.
 func (c *Client) status(name string) (string, error) {
 	line, err := c.readLine()
+	if err == nil {
+		c.debug("S: " + line)
+	}
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailmove/mailmove/internal/mailgen"
+)
+
+func TestParseRate(t *testing.T) {
+	for _, tc := range []struct {
+		in          string
+		msgs, bytes float64
+		ok          bool
+	}{
+		{"", 0, 0, true}, {"5", 5, 0, true}, {"2MB", 0, 2 << 20, true}, {"5,2MB/s", 5, 2 << 20, true},
+		{"512K", 0, 512 << 10, true}, {"0.5", 0.5, 0, true}, {"fast", 0, 0, false}, {"-3", 0, 0, false},
+	} {
+		m, b, err := parseRate(tc.in)
+		if (err == nil) != tc.ok || m != tc.msgs || b != tc.bytes {
+			t.Errorf("%q: %v %v %v", tc.in, m, b, err)
+		}
+	}
+}
+
+func TestUntilTime(t *testing.T) {
+	now := time.Date(2026, 11, 23, 22, 30, 0, 0, time.Local)
+	for in, want := range map[string]time.Time{
+		"06:30": time.Date(2026, 11, 24, 6, 30, 0, 0, time.Local),
+		"23:00": time.Date(2026, 11, 23, 23, 0, 0, 0, time.Local),
+		"22:30": time.Date(2026, 11, 24, 22, 30, 0, 0, time.Local),
+	} {
+		if got, err := untilTime(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("%s: %v %v, want %v", in, got, err, want)
+		}
+	}
+	if _, err := untilTime("25:99", now); err == nil {
+		t.Error("25:99 accepted")
+	}
+}
+
+// TestUntilAndDebugWire: --until stops a real migration cleanly at its time
+// (exit 130, nothing in flight) and the next run finishes it exactly once;
+// --debug-wire shows both protocols and never a password.
+func TestUntilAndDebugWire(t *testing.T) {
+	msgs := mailgen.Mailbox(mailgen.Options{Seed: 81, Count: 1500, MaxAttach: 20 << 10})
+	p := newPair(t, msgs)
+	at := time.Now().Add(time.Hour).Truncate(time.Minute)
+	t.Setenv("MAILMOVE_FROM_PASSWORD", p.src.Password)
+	t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out}
+	if err := m.ParseFlags(p.args("--until", at.Format("15:04"), "--debug-wire")); err != nil {
+		t.Fatal(err)
+	}
+	m.clock = func() time.Time { return at.Add(-800 * time.Millisecond) } // the time comes in 0.8 s
+	sum, err := m.Run(t.Context())
+	var buf bytes.Buffer
+	if code := exitCode(&buf, sum, err); code != exitInterrupted || !strings.Contains(buf.String(), "reached --until") || sum.Copied == 0 || sum.Copied == len(msgs) {
+		t.Fatalf("exit %d, copied %d: %s", code, sum.Copied, buf.String())
+	}
+	log := out.String()
+	for _, want := range []string{"C: CAPA", "S: +OK", "C: AUTH ***", "AUTHENTICATE PLAIN ***", "APPEND"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("--debug-wire output lacks %q", want)
+		}
+	}
+	if strings.Contains(log, p.src.Password) || strings.Contains(log, p.dst.Password) {
+		t.Fatalf("a password is in the --debug-wire output")
+	}
+	sum2, out2, err := p.runMain(t, p.args()...)
+	if err != nil || sum2.Copied+sum.Copied != len(msgs) || sum2.Reconciled != 0 {
+		t.Fatalf("next run: %+v %v\n%s", sum2, err, out2)
+	}
+	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+}
