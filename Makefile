@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRepair -fuzztime $(FUZZTIME) ./mime
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./migrate/mbox
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./migrate/mbox
+	$(GO) test -run '^$$' -fuzz FuzzConfig -fuzztime $(FUZZTIME) ./cmd/mailmove
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -455,5 +456,45 @@ func TestThrottle(t *testing.T) {
 	}
 	if took := time.Since(start); took < 450*time.Millisecond {
 		t.Fatalf("10 messages at 20/s took %v", took)
+	}
+}
+
+// fullDisk is a checkpoint whose disk fills up after some writes.
+type fullDisk struct {
+	migrate.Checkpoint
+	left int
+}
+
+func (c *fullDisk) Put(r migrate.Record) error {
+	if c.left--; c.left < 0 {
+		return &os.PathError{Op: "write", Path: "state.db", Err: syscall.ENOSPC}
+	}
+	return c.Checkpoint.Put(r)
+}
+
+// TestStateDiskFull: when the state file cannot be written the run stops
+// at once, saying why; once there is room, the next run finishes with each
+// message once.
+func TestStateDiskFull(t *testing.T) {
+	var msgs []string
+	for i := 0; i < 20; i++ {
+		msgs = append(msgs, msg(i, i%3 != 0))
+	}
+	e := newEnv(t, msgs)
+	sum, err := migrate.Run(context.Background(), e.src, e.dst, &fullDisk{Checkpoint: e.state, left: 13}, migrate.Options{Backoff: time.Millisecond})
+	if !errors.Is(err, syscall.ENOSPC) || sum.Copied == 0 || sum.Copied == len(msgs) {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	sum = e.run(t, nil)
+	got := e.inbox(t)
+	if len(got) != len(msgs) {
+		t.Fatalf("INBOX holds %d, want %d (reconciled %d)", len(got), len(msgs), sum.Reconciled)
+	}
+	seen := map[string]bool{}
+	for _, m := range got {
+		if seen[m] {
+			t.Fatal("a message is there twice")
+		}
+		seen[m] = true
 	}
 }

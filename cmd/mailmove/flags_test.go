@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +77,28 @@ func TestUntilAndDebugWire(t *testing.T) {
 		t.Fatalf("next run: %+v %v\n%s", sum2, err, out2)
 	}
 	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+}
+
+// FuzzConfig: any config file gives a configuration or a clear error,
+// never a panic, and never echoes a URL's password.
+func FuzzConfig(f *testing.F) {
+	f.Add([]byte("state = \"x\"\n[endpoints.pop]\ntype = \"pop3\"\nhost = \"h\"\nuser = \"u\"\n"))
+	f.Add([]byte("[endpoints.a]\nurl = \"imaps://u:hunter2@h\"\n[folder_map]\n\"A\" = \"B\"\n"))
+	f.Add([]byte("[endpoints.tb]\ntype = \"mbox\"\npath = \"~/Mail\"\nspam_guard = 2\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "config.toml")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(path, true)
+		if err != nil {
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("password echoed: %v", err)
+			}
+			return
+		}
+		for name := range cfg.Endpoints {
+			cfg.resolve("from", name)
+		}
+	})
 }

@@ -101,9 +101,18 @@ func TestRepairFixturesDovecot(t *testing.T) {
 		}
 	}
 
-	originals, _ := os.ReadDir(strings.TrimSuffix(p.state, ".db") + ".originals")
+	odir := strings.TrimSuffix(p.state, ".db") + ".originals"
+	originals, _ := os.ReadDir(odir)
 	if len(originals) == 0 {
 		t.Errorf("no original kept")
+	}
+	if st, err := os.Stat(odir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("originals directory mode %v, want owner-only", st.Mode())
+	}
+	for _, o := range originals {
+		if info, _ := o.Info(); info.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want owner-only", o.Name(), info.Mode())
+		}
 	}
 	t.Logf("%d fixtures, %d stored, %d originals kept; repairs %v", len(msgs), len(stored), len(originals)/2, sum.Repairs)
 }

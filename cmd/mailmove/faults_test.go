@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailmove/mailmove/internal/faultproxy"
+	"github.com/mailmove/mailmove/internal/mailgen"
+	"github.com/mailmove/mailmove/migrate"
+)
+
+// faultPair is a pair whose servers are reached through fault proxies.
+type faultPair struct {
+	*pair
+	pop, imap *faultproxy.Proxy
+	plain     bool // IMAP without TLS, so replies can be rewritten
+}
+
+func newFaultPair(t *testing.T, msgs [][]byte, plain bool) *faultPair {
+	t.Helper()
+	p := newPair(t, msgs)
+	pop, err := faultproxy.Start(p.srv.POP3S)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pop.Close)
+	target := p.srv.IMAPS
+	if plain {
+		target = p.srv.IMAP
+	}
+	im, err := faultproxy.Start(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(im.Close)
+	return &faultPair{pair: p, pop: pop, imap: im, plain: plain}
+}
+
+// run migrates through the proxies, with a short silence timeout.
+func (f *faultPair) run(t *testing.T, extra ...string) (migrate.Summary, string, error) {
+	t.Helper()
+	args := []string{"--from", "pop3s://" + f.src.Name + "@" + f.pop.Addr(), "--ca-file", f.srv.CAFile,
+		"--state", f.state, "--quiet", "--timeout", "3s"}
+	if f.plain {
+		cfg := filepath.Join(t.TempDir(), "config.toml")
+		host, port, _ := strings.Cut(f.imap.Addr(), ":")
+		os.WriteFile(cfg, []byte(fmt.Sprintf("[endpoints.dst]\ntype = \"imap\"\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", host, port, f.dst.Name)), 0o600)
+		args = append(args, "--to", "dst", "--config", cfg, "--allow-plaintext")
+	} else {
+		args = append(args, "--to", "imaps://"+f.dst.Name+"@"+f.imap.Addr())
+	}
+	return f.runMain(t, append(args, extra...)...)
+}
+
+func faultMailbox(seed uint64, n int) [][]byte {
+	return mailgen.Mailbox(mailgen.Options{Seed: seed, Count: n, MaxAttach: 60 << 10})
+}
+
+// TestFaultCutMidRETR cuts the POP3 connection three times in the middle of
+// downloads.
+func TestFaultCutMidRETR(t *testing.T) {
+	msgs := faultMailbox(91, 250)
+	f := newFaultPair(t, msgs, false)
+	f.pop.Next(faultproxy.Fault{CutDown: 150_000}, faultproxy.Fault{CutDown: 700_000}, faultproxy.Fault{CutDown: 60_000})
+	sum, out, err := f.run(t)
+	if err != nil || sum.Copied != len(msgs) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+	if _, cuts, _ := f.pop.Counts(); cuts != 3 {
+		t.Fatalf("%d cuts injected, want 3", cuts)
+	}
+}
+
+// TestFaultCutMidAppend cuts the IMAP connection in the middle of APPEND
+// literals, twice.
+func TestFaultCutMidAppend(t *testing.T) {
+	msgs := faultMailbox(92, 250)
+	f := newFaultPair(t, msgs, false)
+	f.imap.Next(faultproxy.Fault{CutUp: 400_000}, faultproxy.Fault{CutUp: 1_000_000})
+	sum, out, err := f.run(t)
+	if err != nil || sum.Copied != len(msgs) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+	if _, cuts, _ := f.imap.Counts(); cuts != 2 {
+		t.Fatalf("%d cuts injected, want 2", cuts)
+	}
+}
+
+var appendOK = regexp.MustCompile(`^(\S+) OK \[APPENDUID `)
+
+// TestFaultLostAppendReply cuts the connection after the server stored a
+// message but before its OK reached mailmove, three times: each message is
+// found at the destination, not appended again.
+func TestFaultLostAppendReply(t *testing.T) {
+	msgs := faultMailbox(93, 200)
+	f := newFaultPair(t, msgs, true)
+	var n atomic.Int32
+	f.imap.Always(faultproxy.Fault{Down: func(line []byte) ([]byte, bool) {
+		if appendOK.Match(line) {
+			switch n.Add(1) {
+			case 5, 60, 61:
+				return nil, true // the OK is lost with the connection
+			}
+		}
+		return line, false
+	}})
+	report := filepath.Join(t.TempDir(), "report.json")
+	sum, out, err := f.run(t, "--report", report)
+	if err != nil || sum.Copied != len(msgs) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+	if got := confirmedAfterLostReply(t, report); got != 3 {
+		t.Fatalf("%d messages confirmed after a lost reply, want 3", got)
+	}
+}
+
+func confirmedAfterLostReply(t *testing.T, report string) int {
+	t.Helper()
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct{ Messages []migrate.Event }
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range rep.Messages {
+		if strings.Contains(ev.Reason, "after a lost reply") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFaultThrottled turns an APPEND's OK into a throttling refusal with a
+// suggested backoff: the message (which the server did store) is found, not
+// doubled, after at least the suggested pause.
+func TestFaultThrottled(t *testing.T) {
+	msgs := faultMailbox(94, 60)
+	f := newFaultPair(t, msgs, true)
+	var n atomic.Int32
+	f.imap.Always(faultproxy.Fault{Down: func(line []byte) ([]byte, bool) {
+		if m := appendOK.FindSubmatch(line); m != nil && n.Add(1) == 7 {
+			return fmt.Appendf(nil, "%s NO [UNAVAILABLE] Request is throttled. Suggested Backoff Time: 1500 ms\r\n", m[1]), false
+		}
+		return line, false
+	}})
+	report := filepath.Join(t.TempDir(), "report.json")
+	start := time.Now()
+	sum, out, err := f.run(t, "--report", report)
+	if err != nil || sum.Copied != len(msgs) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	if time.Since(start) < 1500*time.Millisecond {
+		t.Fatalf("the suggested backoff was not honoured")
+	}
+	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+	if got := confirmedAfterLostReply(t, report); got != 1 {
+		t.Fatalf("%d messages confirmed at the destination, want the throttled one", got)
+	}
+}
+
+// TestFaultStall freezes the IMAP server, then the POP3 server, in
+// mid-session: the watchdog gives
+// up on it after --timeout of silence, and the run carries on.
+func TestFaultStall(t *testing.T) {
+	msgs := faultMailbox(95, 100)
+	f := newFaultPair(t, msgs, false)
+	f.imap.Next(faultproxy.Fault{StallDown: 3_000})
+	f.pop.Next(faultproxy.Fault{StallDown: 300_000}) // and the POP3 server, mid-RETR
+	sum, out, err := f.run(t)
+	if err != nil || sum.Copied != len(msgs) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+	_, _, imapStalls := f.imap.Counts()
+	_, _, popStalls := f.pop.Counts()
+	if imapStalls != 1 || popStalls != 1 {
+		t.Fatalf("stalls injected: IMAP %d, POP3 %d; want 1 each", imapStalls, popStalls)
+	}
+}
+
+// TestDovecotRestart restarts the real server while a real mailmove process
+// migrates: it rides through the outage and finishes with each message once.
+func TestDovecotRestart(t *testing.T) {
+	msgs := faultMailbox(96, 1200)
+	p := newPair(t, msgs)
+	cmd, out := p.startProcess(t)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	time.Sleep(1200 * time.Millisecond)
+	if err := p.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("mailmove did not ride through the restart: %v\n%s", err, out.String())
+		}
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("mailmove still running after the restart:\n%s", out.String())
+	}
+	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+}
+
+// TestQuotaFull migrates into an account that fills up: mailmove stops at
+// once with exit 5, every message it copied is there once, and the rest wait
+// at the source.
+func TestQuotaFull(t *testing.T) {
+	msgs := faultMailbox(97, 120)
+	p := newPair(t, msgs)
+	p.dst = p.srv.QuotaUser()
+	sum, out, err := p.runMain(t, p.args()...)
+	var buf bytes.Buffer
+	if code := exitCode(&buf, sum, err); code != exitFull || !errors.Is(err, migrate.ErrFull) {
+		t.Fatalf("exit %d: %v\n%s%s", code, err, buf.String(), out)
+	}
+	got := p.fetchAll(t, p.dst, "INBOX")
+	if len(got) == 0 || len(got) != sum.Copied || sum.Copied >= len(msgs) {
+		t.Fatalf("%d stored, %d copied of %d", len(got), sum.Copied, len(msgs))
+	}
+	seen := map[string]bool{}
+	for _, s := range got {
+		if seen[string(s.body)] {
+			t.Fatal("a message is there twice")
+		}
+		seen[string(s.body)] = true
+	}
+	if !strings.Contains(buf.String(), "Free space at the destination") {
+		t.Fatalf("no advice: %s", buf.String())
+	}
+}
+
+
+// TestFaultSlowLink uploads a 12 MB message over a link slow enough that the
+// upload takes longer than --timeout, but never falls silent for that long:
+// it must not be cut (go-imap alone would cut any literal at 5 minutes, and
+// a silence-blind timeout would cut this one).
+func TestFaultSlowLink(t *testing.T) {
+	big := mailgen.Mailbox(mailgen.Options{Seed: 98, Count: 3, MaxAttach: 12 << 20})
+	f := newFaultPair(t, big, false)
+	f.imap.Always(faultproxy.Fault{Delay: 15 * time.Millisecond})
+	start := time.Now()
+	sum, out, err := f.run(t, "--timeout", "2s")
+	if err != nil || sum.Copied != len(big) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Fatalf("the link was not slow: %v (the test proves nothing)", took)
+	}
+	checkExactlyOnce(t, big, f.fetchAll(t, f.dst, "INBOX"))
+}
