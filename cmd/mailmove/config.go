@@ -165,7 +165,8 @@ func (e Endpoint) addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e
 func parseURL(s string) (Endpoint, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return Endpoint{}, fmt.Errorf("%q is not a valid URL", redactURL(s))
+		// Not quoted back: an unparseable URL may hold a password anywhere.
+		return Endpoint{}, errors.New("the URL is not valid (write it as pop3s://USER@HOST[:PORT] or imaps://USER@HOST[:PORT])")
 	}
 	if _, has := u.User.Password(); has {
 		return Endpoint{}, fmt.Errorf("a password in a URL would be visible to every user of this machine (ps, shell history): " +
@@ -193,18 +194,6 @@ func parseURL(s string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("%s: the URL needs a user: %s://USER@%s", s, u.Scheme, u.Host)
 	}
 	return e, e.check()
-}
-
-// redactURL hides a password a user typed into a URL before it is shown.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.LastIndex(s, "@"); at > i {
-			if c := strings.Index(s[i+3:at], ":"); c >= 0 {
-				return s[:i+3+c] + ":***" + s[at:]
-			}
-		}
-	}
-	return s
 }
 
 // resolve turns --from/--to into an endpoint: a URL or a config name.

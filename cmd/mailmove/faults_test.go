@@ -245,7 +245,6 @@ func TestQuotaFull(t *testing.T) {
 	}
 }
 
-
 // TestFaultSlowLink uploads a 12 MB message over a link slow enough that the
 // upload takes longer than --timeout, but never falls silent for that long:
 // it must not be cut (go-imap alone would cut any literal at 5 minutes, and
