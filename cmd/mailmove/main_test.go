@@ -103,7 +103,8 @@ type stored struct {
 	date  time.Time
 }
 
-func (p *pair) fetchAll(t *testing.T, user dovecottest.User, folder string) []stored {
+// login opens an IMAP session of user on the test Dovecot.
+func (p *pair) login(t *testing.T, user dovecottest.User) *imapclient.Client {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.srv.CAPEM)
@@ -111,10 +112,17 @@ func (p *pair) fetchAll(t *testing.T, user dovecottest.User, folder string) []st
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	if err := c.Login(user.Name, user.Password).Wait(); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
+	return c
+}
+
+func (p *pair) fetchAll(t *testing.T, user dovecottest.User, folder string) []stored {
+	t.Helper()
+	c := p.login(t, user)
+	defer c.Close()
 	data, err := c.Select(folder, &imapv2.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -140,16 +148,8 @@ func (p *pair) fetchAll(t *testing.T, user dovecottest.User, folder string) []st
 // account, creating it.
 func (p *pair) appendRaw(t *testing.T, folder string, msgs [][]byte) {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(p.srv.CAPEM)
-	c, err := imapclient.DialTLS(p.srv.IMAPS, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := p.login(t, p.dst)
 	defer c.Close()
-	if err := c.Login(p.dst.Name, p.dst.Password).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	c.Create(folder, nil).Wait()
 	for _, m := range msgs {
 		cmd := c.Append(folder, int64(len(m)), nil)
