@@ -61,6 +61,9 @@ func run(args []string) int {
 		m.quarantine = args[1]
 		args = args[2:]
 	}
+	if len(args) > 0 && (args[0] == "status" || args[0] == "verify" || args[0] == "undo") {
+		m.command, args = args[0], args[1:]
+	}
 	if err := m.ParseFlags(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -167,6 +170,7 @@ type Main struct {
 	foldLines      bool
 	showRepairs    bool
 	quarantine     string // "list" or "retry": the quarantine subcommands
+	command        string // status, verify or undo
 	debugWire      bool
 	clock          func() time.Time // time.Now; tests move it
 	rate           string
@@ -185,6 +189,7 @@ mutt, pine), into IMAP folders, resumably.
 Usage:
   mailmove --from SRC --to DST [flags]
   mailmove quarantine list|retry --from SRC --to DST [flags]
+  mailmove status --state FILE  (or --from SRC --to DST)
   mailmove demo
 
 SRC and DST are URLs (pop3://, pop3s://, imap://, imaps://USER@HOST[:PORT]) or
@@ -340,6 +345,9 @@ func (m *Main) tlsConfig(host string) (*tls.Config, error) {
 // Run performs the migration (or the dry-run) and returns its summary.
 func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	var sum migrate.Summary
+	if m.command == "status" && m.statePath != "" {
+		return sum, m.showStatus(m.Stdout, m.statePath)
+	}
 	from, err := m.cfg.resolve("from", m.from)
 	if err != nil {
 		return sum, err
@@ -368,6 +376,9 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	}
 	if m.quarantine == "list" {
 		return sum, m.listQuarantine(statePath)
+	}
+	if m.command == "status" {
+		return sum, m.showStatus(m.Stdout, statePath)
 	}
 	var src migrate.Source = &migrate.QuarantineSource{Dir: quarantineDir(statePath)}
 	folderMap := m.folderMap
@@ -453,6 +464,11 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		}
 		fmt.Fprintf(m.Stderr, "mailmove %s %s to %s (run %s, state %s)\n", verb, src.Describe(), dst.Describe(), runID, statePath)
 	}
+	var status *statusFile
+	if !m.dryRun {
+		status = newStatusFile(statePath, runID, src.Describe(), dst.Describe())
+		obs = multi{obs, status}
+	}
 	sum, err = migrate.Run(ctx, src, dst, cp, migrate.Options{
 		Folder:         m.folder,
 		FolderMap:      folderMap,
@@ -474,6 +490,9 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	var until *untilReached
 	if errors.As(context.Cause(ctx), &until) && errors.Is(err, context.Canceled) {
 		err = until
+	}
+	if status != nil {
+		status.finish(sum, err)
 	}
 	if ferr := finish(sum, err); ferr != nil && err == nil {
 		err = ferr
