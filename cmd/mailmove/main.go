@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,7 +96,11 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	var ue *usageError
 	var fatal *migrate.Fatal
 	var auth *migrate.AuthError
+	var inc *incomplete
 	switch {
+	case errors.As(err, &inc):
+		fmt.Fprintln(w, "mailmove:", err)
+		return exitIncomplete
 	case err == nil && sum.Failed > 0:
 		fmt.Fprintf(w, "mailmove: %d message(s) could not be copied: see the report and the list above\n", sum.Failed)
 		return exitIncomplete
@@ -190,6 +195,7 @@ Usage:
   mailmove --from SRC --to DST [flags]
   mailmove quarantine list|retry --from SRC --to DST [flags]
   mailmove status --state FILE  (or --from SRC --to DST)
+  mailmove verify --from SRC --to DST [--report FILE]
   mailmove demo
 
 SRC and DST are URLs (pop3://, pop3s://, imap://, imaps://USER@HOST[:PORT]) or
@@ -398,6 +404,9 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		return sum, err
 	}
 
+	if m.command == "verify" {
+		m.dryRun = true // read-only: EXAMINE, the state opened read-only
+	}
 	var cp migrate.Checkpoint
 	switch st, err := os.Stat(statePath); {
 	case m.dryRun && errors.Is(err, os.ErrNotExist):
@@ -451,6 +460,9 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		}
 	}
 
+	if m.command == "verify" {
+		return sum, m.verify(ctx, src, dst, cp)
+	}
 	spamPolicy, _ := migrate.ParseSpamPolicy(m.spam)
 	obs, finish, err := m.observers()
 	if err != nil {
@@ -562,6 +574,59 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
 		Flags:    flags,
 	}), m.folderMap, nil
+}
+
+// incomplete is a verification that found messages missing: exit 3.
+type incomplete struct{ n int }
+
+func (e *incomplete) Error() string {
+	return fmt.Sprintf("%d source message(s) are not at the destination", e.n)
+}
+
+// verify prints the reconciliation of source, state and destination.
+func (m *Main) verify(ctx context.Context, src migrate.Source, dst migrate.Destination, cp migrate.Checkpoint) error {
+	rec, err := migrate.Verify(ctx, src, dst, cp)
+	if err != nil {
+		return err
+	}
+	w := m.Stdout
+	fmt.Fprintf(w, "%s → %s\n%-28s  %8s  %8s  %8s\n", rec.Source, rec.Destination, "FOLDER", "SOURCE", "RECORDED", "PRESENT")
+	for _, f := range rec.Folders {
+		name := f.Folder
+		if name == "" {
+			name = "(not copied)"
+		}
+		fmt.Fprintf(w, "%-28s  %8d  %8d  %8d\n", clipRunes(name, 28), f.Source, f.Recorded, f.Present)
+	}
+	fmt.Fprintf(w, "%d listed, %d at the destination, %d missing, %d skipped on purpose (deleted in the old client)\n",
+		rec.Listed, rec.Verified, len(rec.Missing), rec.Skipped)
+	for _, x := range rec.Missing {
+		fmt.Fprintf(w, "  missing %s: %s\n", x.ID, x.Reason)
+	}
+	if m.reportPath != "" {
+		data, _ := json.MarshalIndent(rec, "", "  ")
+		if err := writePrivate(m.reportPath, append(data, '\n')); err != nil {
+			return err
+		}
+	}
+	if !rec.Complete() {
+		return &incomplete{len(rec.Missing)}
+	}
+	fmt.Fprintln(w, "complete: every source message is at the destination")
+	return nil
+}
+
+// writePrivate writes a file readable by its owner only.
+func writePrivate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // wireLog is where --debug-wire output goes: stderr, through a redactor

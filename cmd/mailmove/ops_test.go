@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	imapv2 "github.com/emersion/go-imap/v2"
 
 	"github.com/mailmove/mailmove/internal/mailgen"
 )
@@ -49,3 +53,58 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// sub runs a mailmove subcommand in-process and returns its exit code.
+func (p *pair) sub(t *testing.T, command string, args ...string) (int, string) {
+	t.Helper()
+	t.Setenv("MAILMOVE_FROM_PASSWORD", p.src.Password)
+	t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out, command: command}
+	if err := m.ParseFlags(p.args(args...)); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := m.Run(t.Context())
+	return exitCode(&out, sum, err), out.String()
+}
+
+// expunge deletes the n-th message of a destination folder, as a user
+// cleaning up would.
+func (p *pair) expunge(t *testing.T, folder string, n uint32) {
+	t.Helper()
+	c := p.login(t, p.dst)
+	defer c.Close()
+	if _, err := c.Select(folder, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imapv2.SeqSetNum(n), &imapv2.StoreFlags{Op: imapv2.StoreFlagsAdd, Flags: []imapv2.Flag{imapv2.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVerify: complete after a migration; a message deleted at the
+// destination is caught and named, exit 3.
+func TestVerify(t *testing.T) {
+	msgs := mailgen.Mailbox(mailgen.Options{Seed: 102, Count: 80, MaxAttach: 10 << 10})
+	p := newPair(t, msgs)
+	if code, out := p.sub(t, "verify"); code != exitIncomplete || !strings.Contains(out, "not copied yet") {
+		t.Fatalf("before: exit %d\n%s", code, out)
+	}
+	if sum, out, err := p.runMain(t, p.args()...); err != nil || sum.Copied != len(msgs) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	report := filepath.Join(t.TempDir(), "verify.json")
+	if code, out := p.sub(t, "verify", "--report", report); code != exitOK || !strings.Contains(out, "complete") {
+		t.Fatalf("after: exit %d\n%s", code, out)
+	}
+	p.expunge(t, "INBOX", 17)
+	code, out := p.sub(t, "verify")
+	if code != exitIncomplete || strings.Count(out, "  missing ") != 1 || !strings.Contains(out, "deleted there?") {
+		t.Fatalf("after a deletion: exit %d\n%s", code, out)
+	}
+	if st, err := os.Stat(report); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("report %v %v", st, err)
+	}
+}

@@ -1,0 +1,112 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+)
+
+// VerifyMissing is a source message that is not at the destination.
+type VerifyMissing struct {
+	ID     string `json:"id"`
+	Folder string `json:"folder,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// VerifyFolder reconciles one destination folder.
+type VerifyFolder struct {
+	Folder   string `json:"folder"`
+	Source   int    `json:"source"`   // source messages meant for it
+	Recorded int    `json:"recorded"` // of those, recorded as done in the state
+	Present  int    `json:"present"`  // of those, found at the destination now
+}
+
+// Reconciliation compares source, state and destination.
+type Reconciliation struct {
+	Source      string          `json:"source"`
+	Destination string          `json:"destination"`
+	Folders     []VerifyFolder  `json:"folders"`
+	Listed      int             `json:"listed"`
+	Skipped     int             `json:"skipped"` // deliberately not copied (deleted in the old client)
+	Verified    int             `json:"verified"`
+	Missing     []VerifyMissing `json:"missing,omitempty"`
+	// Verified holds the IDs found at the destination, for callers that act
+	// on them (deleting from the source).
+	VerifiedIDs map[string]bool `json:"-"`
+}
+
+// Complete reports whether every source message is at the destination.
+func (r Reconciliation) Complete() bool { return len(r.Missing) == 0 }
+
+// Verify lists src and checks each message against cp and dst: recorded as
+// done, and present now in the folder it was copied to, found by Message-ID
+// and size or by content fingerprint (a message without a Message-ID is
+// fetched and compared). It writes nothing.
+func Verify(ctx context.Context, src Source, dst Destination, cp Checkpoint) (Reconciliation, error) {
+	rec := Reconciliation{Source: src.Describe(), Destination: dst.Describe(), VerifiedIDs: map[string]bool{}}
+	entries, err := src.List(ctx)
+	if err != nil {
+		return rec, err
+	}
+	rec.Listed = len(entries)
+	folders := map[string]*VerifyFolder{}
+	idx := map[string]*folderIndex{}
+	for _, e := range entries {
+		if e.Skip != "" {
+			rec.Skipped++
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return rec, err
+		}
+		if e.ID == "" {
+			rec.Missing = append(rec.Missing, VerifyMissing{Reason: fmt.Sprintf(
+				"message %d: the server gives no UIDL, so it cannot be matched to the state without reading it", e.Num)})
+			continue
+		}
+		r, ok, err := cp.Get(e.ID)
+		if err != nil {
+			return rec, fmt.Errorf("read state: %w", err)
+		}
+		folder := r.Folder
+		vf := folders[folder]
+		if vf == nil {
+			vf = &VerifyFolder{Folder: folder}
+			folders[folder] = vf
+		}
+		vf.Source++
+		if !ok || !r.State.Final() {
+			reason := "not copied yet"
+			if ok {
+				reason = fmt.Sprintf("not copied: %s (%s)", r.State, r.Reason)
+			}
+			rec.Missing = append(rec.Missing, VerifyMissing{ID: e.ID, Folder: folder, Reason: reason})
+			continue
+		}
+		vf.Recorded++
+		ix := idx[folder]
+		if ix == nil {
+			if ix, err = buildIndex(ctx, dst, folder); err != nil {
+				return rec, err
+			}
+			idx[folder] = ix
+		}
+		_, found, err := ix.find(ctx, dst, folder, r.Key, r.MessageID != "", r.Size, r.Fingerprint)
+		if err != nil {
+			return rec, err
+		}
+		if !found {
+			rec.Missing = append(rec.Missing, VerifyMissing{ID: e.ID, Folder: folder,
+				Reason: fmt.Sprintf("recorded as %s but not in %s now (deleted there?)", r.State, folder)})
+			continue
+		}
+		vf.Present++
+		rec.Verified++
+		rec.VerifiedIDs[e.ID] = true
+	}
+	for _, f := range folders {
+		rec.Folders = append(rec.Folders, *f)
+	}
+	sort.Slice(rec.Folders, func(i, j int) bool { return rec.Folders[i].Folder < rec.Folders[j].Folder })
+	return rec, nil
+}
