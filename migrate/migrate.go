@@ -69,6 +69,15 @@ type HeaderSource interface {
 	Headers(ctx context.Context, entries []Entry, fn func(Entry, []byte) error) error
 }
 
+// Deleter is a Source that can delete messages (POP3). The pipeline asks it
+// to only for messages verified at the destination after the state
+// recording their copy was synced.
+type Deleter interface {
+	// Delete removes entries in batches of at most batch, calling committed
+	// with each batch the server confirmed deleting.
+	Delete(ctx context.Context, entries []Entry, batch int, committed func([]Entry) error) error
+}
+
 // MailboxInfo describes a destination folder ready to receive messages.
 type MailboxInfo struct {
 	Name        string   // the name on the server
@@ -170,8 +179,9 @@ type Record struct {
 	DateSource  string    `json:"date_source,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	Offset      int64     `json:"offset,omitempty"`
-	Flags       []string  `json:"flags,omitempty"`    // the flags sent with it
-	Repairs     []string  `json:"repairs,omitempty"`  // codes of the repairs applied
+	Flags       []string  `json:"flags,omitempty"`   // the flags sent with it
+	Repairs     []string  `json:"repairs,omitempty"` // codes of the repairs applied
+	Deleted     time.Time `json:"deleted_from_source,omitzero"`
 	Original    string    `json:"original,omitempty"` // where the original of a repaired message is kept
 	Verdict     string    `json:"verdict,omitempty"`  // spam, ham, unknown
 	Basis       string    `json:"verdict_basis,omitempty"`

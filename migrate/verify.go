@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // VerifyMissing is a source message that is not at the destination.
@@ -30,9 +31,10 @@ type Reconciliation struct {
 	Skipped     int             `json:"skipped"` // deliberately not copied (deleted in the old client)
 	Verified    int             `json:"verified"`
 	Missing     []VerifyMissing `json:"missing,omitempty"`
-	// Verified holds the IDs found at the destination, for callers that act
-	// on them (deleting from the source).
-	VerifiedIDs map[string]bool `json:"-"`
+	// VerifiedIDs and VerifiedEntries are the messages found at the
+	// destination, for callers that act on them (deleting from the source).
+	VerifiedIDs     map[string]bool `json:"-"`
+	VerifiedEntries []Entry         `json:"-"`
 }
 
 // Complete reports whether every source message is at the destination.
@@ -103,10 +105,49 @@ func Verify(ctx context.Context, src Source, dst Destination, cp Checkpoint) (Re
 		vf.Present++
 		rec.Verified++
 		rec.VerifiedIDs[e.ID] = true
+		rec.VerifiedEntries = append(rec.VerifiedEntries, e)
 	}
 	for _, f := range folders {
 		rec.Folders = append(rec.Folders, *f)
 	}
 	sort.Slice(rec.Folders, func(i, j int) bool { return rec.Folders[i].Folder < rec.Folders[j].Folder })
 	return rec, nil
+}
+
+// DeleteVerified deletes from a source that can (POP3) the messages Verify
+// finds at the destination, and only those, in batches of batch, recording
+// each committed deletion in cp. The verification runs after the records of
+// the copies were synced (Checkpoint.Put returns only then). With dryRun
+// nothing is deleted: the messages that would be are returned.
+func DeleteVerified(ctx context.Context, src Source, dst Destination, cp Checkpoint, batch int, dryRun bool) (Reconciliation, []Entry, error) {
+	d, ok := src.(Deleter)
+	if !ok {
+		return Reconciliation{}, nil, &Fatal{Err: fmt.Errorf("%s cannot delete messages: --delete-after-verify is for POP3 sources", src.Describe())}
+	}
+	rec, err := Verify(ctx, src, dst, cp)
+	if err != nil {
+		return rec, nil, err
+	}
+	if dryRun {
+		return rec, rec.VerifiedEntries, nil
+	}
+	var deleted []Entry
+	err = d.Delete(ctx, rec.VerifiedEntries, batch, func(batch []Entry) error {
+		now := time.Now()
+		for _, e := range batch {
+			r, ok, err := cp.Get(e.ID)
+			if err != nil {
+				return fmt.Errorf("read state: %w", err)
+			}
+			if ok {
+				r.Deleted = now
+				if err := cp.Put(r); err != nil {
+					return fmt.Errorf("write state: %w", err)
+				}
+			}
+		}
+		deleted = append(deleted, batch...)
+		return nil
+	})
+	return rec, deleted, err
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,19 +18,24 @@ import (
 	"github.com/mailmove/mailmove/internal/faultproxy"
 	"github.com/mailmove/mailmove/internal/mailgen"
 	"github.com/mailmove/mailmove/migrate"
+	"github.com/mailmove/mailmove/migrate/pop3"
 )
 
 // faultPair is a pair whose servers are reached through fault proxies.
 type faultPair struct {
 	*pair
 	pop, imap *faultproxy.Proxy
-	plain     bool // IMAP without TLS, so replies can be rewritten
+	plain     bool // POP3 and IMAP without TLS, so lines can be rewritten
 }
 
 func newFaultPair(t *testing.T, msgs [][]byte, plain bool) *faultPair {
 	t.Helper()
 	p := newPair(t, msgs)
-	pop, err := faultproxy.Start(p.srv.POP3S)
+	popTarget := p.srv.POP3S
+	if plain {
+		popTarget = p.srv.POP3
+	}
+	pop, err := faultproxy.Start(popTarget)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,15 +55,17 @@ func newFaultPair(t *testing.T, msgs [][]byte, plain bool) *faultPair {
 // run migrates through the proxies, with a short silence timeout.
 func (f *faultPair) run(t *testing.T, extra ...string) (migrate.Summary, string, error) {
 	t.Helper()
-	args := []string{"--from", "pop3s://" + f.src.Name + "@" + f.pop.Addr(), "--ca-file", f.srv.CAFile,
-		"--state", f.state, "--quiet", "--timeout", "3s"}
+	args := []string{"--ca-file", f.srv.CAFile, "--state", f.state, "--quiet", "--timeout", "3s"}
 	if f.plain {
 		cfg := filepath.Join(t.TempDir(), "config.toml")
-		host, port, _ := strings.Cut(f.imap.Addr(), ":")
-		os.WriteFile(cfg, []byte(fmt.Sprintf("[endpoints.dst]\ntype = \"imap\"\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", host, port, f.dst.Name)), 0o600)
-		args = append(args, "--to", "dst", "--config", cfg, "--allow-plaintext")
+		endpoint := func(name, typ, addr, user string) string {
+			host, port, _ := strings.Cut(addr, ":")
+			return fmt.Sprintf("[endpoints.%s]\ntype = %q\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", name, typ, host, port, user)
+		}
+		os.WriteFile(cfg, []byte(endpoint("src", "pop3", f.pop.Addr(), f.src.Name)+endpoint("dst", "imap", f.imap.Addr(), f.dst.Name)), 0o600)
+		args = append(args, "--from", "src", "--to", "dst", "--config", cfg, "--allow-plaintext")
 	} else {
-		args = append(args, "--to", "imaps://"+f.dst.Name+"@"+f.imap.Addr())
+		args = append(args, "--from", "pop3s://"+f.src.Name+"@"+f.pop.Addr(), "--to", "imaps://"+f.dst.Name+"@"+f.imap.Addr())
 	}
 	return f.runMain(t, append(args, extra...)...)
 }
@@ -262,4 +271,66 @@ func TestFaultSlowLink(t *testing.T) {
 		t.Fatalf("the link was not slow: %v (the test proves nothing)", took)
 	}
 	checkExactlyOnce(t, big, f.fetchAll(t, f.dst, "INBOX"))
+}
+
+// popCount is how many messages the POP3 account holds now.
+func (p *pair) popCount(t *testing.T) int {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.srv.CAPEM)
+	c, err := pop3.Dial(t.Context(), p.srv.POP3S, pop3.Options{TLS: pop3.TLSImplicit, TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Quit()
+	if err := c.Auth(p.src.Name, p.src.Password); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := c.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestDeleteAfterVerify: deletion from the POP3 server happens in batches
+// committed by QUIT; a connection cut in the middle of a batch deletes
+// nothing of it; a message missing at the destination is never deleted.
+func TestDeleteAfterVerify(t *testing.T) {
+	msgs := faultMailbox(103, 120)
+	f := newFaultPair(t, msgs, true)
+	var deles atomic.Int32
+	cutAt70 := faultproxy.Fault{Up: func(line []byte) ([]byte, bool) {
+		if bytes.HasPrefix(line, []byte("DELE ")) && deles.Add(1) == 70 {
+			return nil, true
+		}
+		return line, false
+	}}
+	f.pop.Always(faultproxy.Fault{Up: cutAt70.Up})
+	sum, out, err := f.run(t, "--delete-after-verify")
+	if err == nil || sum.Copied != len(msgs) {
+		t.Fatalf("the cut went unnoticed: %+v %v\n%s", sum, err, out)
+	}
+	if n := f.popCount(t); n != 70 {
+		t.Fatalf("%d messages left on the server, want 70: only the first batch of 50 was committed", n)
+	}
+	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+
+	// One of the remaining messages disappears from the destination.
+	f.expunge(t, "INBOX", 100)
+	f.pop.Always(faultproxy.Fault{})
+	_, out, err = f.run(t, "--delete-after-verify", "--dry-run")
+	if err != nil || !strings.Contains(out, "would delete 69 message(s)") {
+		t.Fatalf("dry-run: %v\n%s", err, out)
+	}
+	if n := f.popCount(t); n != 70 {
+		t.Fatalf("the dry-run deleted: %d left", n)
+	}
+	_, out, err = f.run(t, "--delete-after-verify")
+	if err != nil || !strings.Contains(out, "deleted 69 message(s)") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	if n := f.popCount(t); n != 1 {
+		t.Fatalf("%d messages left on the server, want the 1 not verified at the destination", n)
+	}
 }

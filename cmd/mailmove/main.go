@@ -181,6 +181,7 @@ type Main struct {
 	rate           string
 	until          string
 	maxConns       int
+	deleteAfter    bool
 	verbose, quiet bool
 	showVersion    bool
 	timeout        time.Duration
@@ -253,6 +254,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.encodeHeaders, "encode-headers", false, "RFC 2047-encode 8-bit header bytes up front (default: only when the server refuses them)")
 	fs.BoolVar(&m.foldLines, "fold-long-lines", false, "re-encode lines over 998 octets up front, as Exchange needs (default: only when the server refuses them)")
 	fs.BoolVar(&m.showRepairs, "show-repairs", false, "with --dry-run or -v: show each repair's header fields before and after")
+	fs.BoolVar(&m.deleteAfter, "delete-after-verify", false, "POP3: after the copy, delete from the server the messages verified at the destination (off by default)")
 	fs.BoolVar(&m.debugWire, "debug-wire", false, "print the protocol exchanges on stderr (credentials replaced by ***, message content left out for POP3)")
 	fs.StringVar(&m.rate, "rate", "", "at most this many messages and/or bytes per second to the destination: 5, 2MB or 5,2MB")
 	fs.StringVar(&m.until, "until", "", "stop cleanly at this time of day (HH:MM, local time), as Ctrl-C does; run again to carry on")
@@ -367,6 +369,9 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	}
 	if to.Type != "imap" {
 		return sum, usagef("--to must be an IMAP account (imap:// or imaps://)")
+	}
+	if m.deleteAfter && from.Type != "pop3" {
+		return sum, usagef("--delete-after-verify is for POP3 sources: mailmove never changes mbox files")
 	}
 	for _, e := range []Endpoint{from, to} {
 		if e.TLS == "none" && !m.allowPlaintext {
@@ -503,6 +508,9 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	if errors.As(context.Cause(ctx), &until) && errors.Is(err, context.Canceled) {
 		err = until
 	}
+	if m.deleteAfter && err == nil {
+		err = m.deleteVerified(ctx, src, dst, cp)
+	}
 	if status != nil {
 		status.finish(sum, err)
 	}
@@ -574,6 +582,26 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
 		Flags:    flags,
 	}), m.folderMap, nil
+}
+
+// deleteVerified runs --delete-after-verify.
+func (m *Main) deleteVerified(ctx context.Context, src migrate.Source, dst migrate.Destination, cp migrate.Checkpoint) error {
+	rec, deleted, err := migrate.DeleteVerified(ctx, src, dst, cp, 50, m.dryRun)
+	kept := rec.Listed - rec.Skipped - len(rec.VerifiedEntries)
+	switch {
+	case m.dryRun:
+		fmt.Fprintf(m.Stdout, "--delete-after-verify: would delete %d message(s) from %s, verified at the destination now; %d would stay (not verified there yet; a real run deletes what it copies and verifies)\n",
+			len(deleted), src.Describe(), kept)
+		if m.verbose || m.dryRun {
+			for _, e := range deleted {
+				fmt.Fprintf(m.Stdout, "  would delete %s\n", e.ID)
+			}
+		}
+	default:
+		fmt.Fprintf(m.Stdout, "--delete-after-verify: deleted %d message(s) from %s after verifying each at the destination; %d stay on the server (not verified)\n",
+			len(deleted), src.Describe(), kept+len(rec.VerifiedEntries)-len(deleted))
+	}
+	return err
 }
 
 // incomplete is a verification that found messages missing: exit 3.

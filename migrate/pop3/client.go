@@ -376,6 +376,14 @@ func (c *Client) TopHeaders(nums []int, fn func(i int, header []byte, err error)
 	return nil
 }
 
+// Dele marks message n for deletion. The server deletes it only when the
+// session ends with QUIT (RFC 1939 section 6): a session cut before that
+// deletes nothing.
+func (c *Client) Dele(n int) error {
+	_, err := c.cmd("DELE", "DELE "+strconv.Itoa(n))
+	return err
+}
+
 // Quit ends the session (RFC 1939 section 6: this is when DELE takes effect).
 func (c *Client) Quit() error {
 	_, err := c.cmd("QUIT", "QUIT")

@@ -206,6 +206,58 @@ func (s *Source) Headers(ctx context.Context, entries []migrate.Entry, fn func(m
 	return nil
 }
 
+// Delete implements migrate.Deleter: it deletes entries from the server in
+// sessions of at most batch messages, each committed by QUIT, and calls
+// committed with the entries of each batch the server confirmed. A session
+// cut before QUIT's +OK deletes nothing (RFC 1939 section 6); if QUIT's
+// reply alone is lost, the messages may be gone without being reported:
+// they were verified at the destination, so nothing is lost either way.
+func (s *Source) Delete(ctx context.Context, entries []migrate.Entry, batch int, committed func([]migrate.Entry) error) error {
+	if batch <= 0 {
+		batch = 50
+	}
+	for len(entries) > 0 {
+		n := min(batch, len(entries))
+		if err := s.session(ctx); err != nil {
+			return err
+		}
+		if s.uidOf == nil {
+			// The session was opened for deleting only: map the UIDLs.
+			uids, err := s.c.UIDL()
+			if err != nil {
+				s.drop()
+				return err
+			}
+			s.uidOf, s.numOf = uids, make(map[string]int, len(uids))
+			for num, u := range uids {
+				s.numOf[u] = num
+			}
+		}
+		var marked []migrate.Entry
+		for _, e := range entries[:n] {
+			num, ok := s.number(e)
+			if !ok {
+				continue // gone already
+			}
+			if err := s.c.Dele(num); err != nil {
+				s.drop()
+				return fmt.Errorf("mark message %d for deletion: %w (nothing of this batch was deleted)", num, err)
+			}
+			marked = append(marked, e)
+		}
+		err := s.c.Quit()
+		s.c = nil // the next batch is a new session, with new numbers
+		if err != nil {
+			return fmt.Errorf("commit deletions: %w (the server may not have deleted this batch)", err)
+		}
+		if err := committed(marked); err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
 // Retrieve implements migrate.Source.
 func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(*migrate.Incoming) error) error {
 	if err := s.session(ctx); err != nil {
