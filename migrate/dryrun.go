@@ -21,6 +21,8 @@ func (d dryDest) Append(context.Context, string, Outgoing) (Appended, error) {
 	return Appended{}, nil
 }
 
+func (d dryDest) Remove(context.Context, string, uint32, []uint32) error { return nil }
+
 // DryRunCheckpoint wraps a checkpoint (nil for none) so that writes stay in
 // memory for the length of the run and never reach the file.
 func DryRunCheckpoint(c Checkpoint) Checkpoint {

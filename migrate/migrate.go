@@ -139,6 +139,9 @@ type Destination interface {
 	// been stored (the connection can fail after the server saved it): the
 	// caller must check before appending it again.
 	Append(ctx context.Context, folder string, m Outgoing) (Appended, error)
+	// Remove deletes exactly the given messages of a folder (undo), and
+	// nothing when the folder's UIDVALIDITY is no longer uidValidity.
+	Remove(ctx context.Context, folder string, uidValidity uint32, uids []uint32) error
 	// Describe names the destination for reports and logs, with no secret.
 	Describe() string
 	Close() error
@@ -158,6 +161,9 @@ const (
 	Duplicate State = "duplicate"
 	// Failed: not copied; retried on the next run.
 	Failed State = "failed"
+	// Undone: copied, then removed by `mailmove undo`; copied again by the
+	// next run.
+	Undone State = "undone"
 )
 
 // Final reports whether a message in state s needs no more work.

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -182,6 +183,9 @@ type Main struct {
 	until          string
 	maxConns       int
 	deleteAfter    bool
+	undoRun        string
+	yes            bool
+	Stdin          io.Reader // for confirmations; os.Stdin when nil
 	verbose, quiet bool
 	showVersion    bool
 	timeout        time.Duration
@@ -197,6 +201,7 @@ Usage:
   mailmove quarantine list|retry --from SRC --to DST [flags]
   mailmove status --state FILE  (or --from SRC --to DST)
   mailmove verify --from SRC --to DST [--report FILE]
+  mailmove undo --run ID --from SRC --to DST [--yes]
   mailmove demo
 
 SRC and DST are URLs (pop3://, pop3s://, imap://, imaps://USER@HOST[:PORT]) or
@@ -255,6 +260,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.foldLines, "fold-long-lines", false, "re-encode lines over 998 octets up front, as Exchange needs (default: only when the server refuses them)")
 	fs.BoolVar(&m.showRepairs, "show-repairs", false, "with --dry-run or -v: show each repair's header fields before and after")
 	fs.BoolVar(&m.deleteAfter, "delete-after-verify", false, "POP3: after the copy, delete from the server the messages verified at the destination (off by default)")
+	fs.StringVar(&m.undoRun, "run", "", "undo: the run whose appended messages to remove (see the report or the output)")
+	fs.BoolVar(&m.yes, "yes", false, "undo: do not ask for confirmation")
 	fs.BoolVar(&m.debugWire, "debug-wire", false, "print the protocol exchanges on stderr (credentials replaced by ***, message content left out for POP3)")
 	fs.StringVar(&m.rate, "rate", "", "at most this many messages and/or bytes per second to the destination: 5, 2MB or 5,2MB")
 	fs.StringVar(&m.until, "until", "", "stop cleanly at this time of day (HH:MM, local time), as Ctrl-C does; run again to carry on")
@@ -393,7 +400,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	}
 	var src migrate.Source = &migrate.QuarantineSource{Dir: quarantineDir(statePath)}
 	folderMap := m.folderMap
-	if m.quarantine != "retry" {
+	if m.quarantine != "retry" && m.command != "undo" {
 		// (the quarantine is read locally: no source password needed)
 		if src, folderMap, err = m.source(ctx, from); err != nil {
 			return sum, err
@@ -467,6 +474,9 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 
 	if m.command == "verify" {
 		return sum, m.verify(ctx, src, dst, cp)
+	}
+	if m.command == "undo" {
+		return sum, m.undo(ctx, dst, cp)
 	}
 	spamPolicy, _ := migrate.ParseSpamPolicy(m.spam)
 	obs, finish, err := m.observers()
@@ -582,6 +592,52 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
 		Flags:    flags,
 	}), m.folderMap, nil
+}
+
+// undo removes what one run appended, after a confirmation.
+func (m *Main) undo(ctx context.Context, dst migrate.Destination, cp migrate.Checkpoint) error {
+	if m.undoRun == "" {
+		return usagef("undo needs --run ID (the run's ID is in its output and report)")
+	}
+	plan, err := migrate.PlanUndo(cp, m.undoRun)
+	if err != nil {
+		return err
+	}
+	if plan.Count() == 0 {
+		fmt.Fprintf(m.Stdout, "run %s appended nothing that can be removed\n", m.undoRun)
+		return nil
+	}
+	var parts []string
+	for _, f := range slices.Sorted(maps.Keys(plan.Folders)) {
+		parts = append(parts, fmt.Sprintf("%s %d", f, len(plan.Folders[f])))
+	}
+	fmt.Fprintf(m.Stdout, "run %s appended %d message(s) to %s: %s\n", m.undoRun, plan.Count(), dst.Describe(), strings.Join(parts, ", "))
+	if plan.NoUID > 0 {
+		fmt.Fprintf(m.Stdout, "%d more cannot be removed safely: the server did not say their UIDs\n", plan.NoUID)
+	}
+	if m.dryRun {
+		fmt.Fprintln(m.Stdout, "dry-run: nothing removed")
+		return nil
+	}
+	if !m.yes {
+		fmt.Fprint(m.Stdout, "Remove them from the destination? Type yes to go on: ")
+		in := m.Stdin
+		if in == nil {
+			in = os.Stdin
+		}
+		if answer := firstLine(readSome(in)); strings.TrimSpace(strings.ToLower(answer)) != "yes" {
+			return usagef("undo not confirmed: nothing removed")
+		}
+	}
+	n, err := migrate.Undo(ctx, dst, cp, plan)
+	fmt.Fprintf(m.Stdout, "removed %d message(s); the next run copies them again\n", n)
+	return err
+}
+
+func readSome(r io.Reader) []byte {
+	b := make([]byte, 256)
+	n, _ := r.Read(b)
+	return b[:n]
 }
 
 // deleteVerified runs --delete-after-verify.

@@ -108,3 +108,37 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("report %v %v", st, err)
 	}
 }
+
+// TestUndo removes what one run appended, and nothing else; the next run
+// copies those messages again, once.
+func TestUndo(t *testing.T) {
+	first := mailgen.Mailbox(mailgen.Options{Seed: 104, Count: 40, MaxAttach: 10 << 10})
+	p := newPair(t, first)
+	if sum, out, err := p.runMain(t, p.args()...); err != nil || sum.Copied != len(first) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	more := mailgen.Mailbox(mailgen.Options{Seed: 105, Count: 15, MaxAttach: 10 << 10})
+	if err := p.srv.Seed(p.src, more); err != nil {
+		t.Fatal(err)
+	}
+	sum, out, err := p.runMain(t, p.args()...)
+	if err != nil || sum.Copied != len(more) {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	// Not confirmed: nothing happens.
+	var buf bytes.Buffer
+	m := &Main{Stdout: &buf, Stderr: &buf, command: "undo", Stdin: strings.NewReader("no\n")}
+	m.ParseFlags(p.args("--run", sum.Run))
+	if _, err := m.Run(t.Context()); err == nil || len(p.fetchAll(t, p.dst, "INBOX")) != len(first)+len(more) {
+		t.Fatalf("undo without confirmation: %v\n%s", err, buf.String())
+	}
+	code, out := p.sub(t, "undo", "--run", sum.Run, "--yes")
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("removed %d message(s)", len(more))) {
+		t.Fatalf("undo: exit %d\n%s", code, out)
+	}
+	checkExactlyOnce(t, first, p.fetchAll(t, p.dst, "INBOX"))
+	if sum, out, err := p.runMain(t, p.args()...); err != nil || sum.Copied != len(more) {
+		t.Fatalf("after undo: %+v %v\n%s", sum, err, out)
+	}
+	checkExactlyOnce(t, append(first, more...), p.fetchAll(t, p.dst, "INBOX"))
+}

@@ -35,6 +35,7 @@ type Server struct {
 	exited chan struct{}
 	mu     sync.Mutex
 	nUsers int
+	seeded int
 }
 
 // User is a mail account in the running Dovecot.
@@ -255,7 +256,12 @@ func (s *Server) AddUser() (User, error) {
 // a second after the previous one.
 func (s *Server) Seed(u User, msgs [][]byte) error {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.mu.Lock()
+	first := s.seeded // names stay unique across calls: Dovecot keys messages by them
+	s.seeded += len(msgs)
+	s.mu.Unlock()
 	for i, m := range msgs {
+		i := first + i
 		name := fmt.Sprintf("%d.M%dP%d.mailmove-test", base.Unix()+int64(i), i, os.Getpid())
 		tmp := filepath.Join(u.Home, "Maildir", "tmp", name)
 		if err := os.WriteFile(tmp, m, 0o600); err != nil {

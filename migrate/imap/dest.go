@@ -353,6 +353,39 @@ func (d *Destination) FetchBody(ctx context.Context, folder string, uid uint32, 
 	})
 }
 
+// Remove implements migrate.Destination: UID STORE \Deleted and UID EXPUNGE
+// (RFC 4315) of exactly these messages, and only when the folder's
+// UIDVALIDITY is still uidValidity, so that no other message is touched.
+func (d *Destination) Remove(ctx context.Context, folder string, uidValidity uint32, uids []uint32) error {
+	if err := d.list(ctx); err != nil {
+		return err
+	}
+	folder, _ = d.canonical(folder)
+	return d.do(ctx, func(c *imapclient.Client) error {
+		if !c.Caps().Has(imapv2.CapUIDPlus) {
+			return &migrate.Fatal{Err: fmt.Errorf("%s has no UIDPLUS: removing only mailmove's messages is not possible there", d.cfg.Addr)}
+		}
+		data, err := d.selectBox(c, folder)
+		if err != nil {
+			return err
+		}
+		if data.UIDValidity != uidValidity {
+			return &migrate.Fatal{Err: fmt.Errorf("%s was recreated since (UIDVALIDITY %d, recorded %d): its messages cannot be told apart safely", folder, data.UIDValidity, uidValidity)}
+		}
+		var set imapv2.UIDSet
+		for _, u := range uids {
+			set.AddNum(imapv2.UID(u))
+		}
+		if err := c.Store(set, &imapv2.StoreFlags{Op: imapv2.StoreFlagsAdd, Silent: true, Flags: []imapv2.Flag{imapv2.FlagDeleted}}, nil).Close(); err != nil {
+			return fmt.Errorf("flag messages in %s: %w", folder, err)
+		}
+		if err := c.UIDExpunge(set).Close(); err != nil {
+			return fmt.Errorf("expunge messages in %s: %w", folder, err)
+		}
+		return nil
+	})
+}
+
 // Append implements migrate.Destination.
 func (d *Destination) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
 	var out migrate.Appended
