@@ -224,9 +224,10 @@ func (c *Config) resolve(flagName, v string) (Endpoint, error) {
 }
 
 // password finds the endpoint's password: the environment variable first,
-// then the config's password_file or password_command, then a prompt.
+// then the config's password_file or password_command, then a prompt. A
+// batch job passes no variable and gets no prompt: its sources are its own.
 func (e Endpoint) password(ctx context.Context, envVar string) (string, error) {
-	if v, ok := os.LookupEnv(envVar); ok && v != "" {
+	if v, ok := os.LookupEnv(envVar); ok && v != "" && envVar != "" {
 		return v, nil
 	}
 	if e.PasswordFile != "" {
@@ -253,6 +254,9 @@ func (e Endpoint) password(ctx context.Context, envVar string) (string, error) {
 			return p, nil
 		}
 		return "", usagef("password_command for %s printed nothing", e.Name)
+	}
+	if envVar == "" {
+		return "", usagef("no password source for %s on %s: give a password file or command for it", e.User, e.Host)
 	}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		fmt.Fprintf(os.Stderr, "Password for %s on %s: ", e.User, e.Host)

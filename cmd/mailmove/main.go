@@ -54,6 +54,11 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "demo" {
 		return demo(args[1:])
 	}
+	if len(args) > 0 && args[0] == "batch" {
+		ctx, stop := signalContext()
+		defer stop()
+		return batch(args[1:], os.Stdout, os.Stderr, ctx)
+	}
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr}
 	if len(args) > 0 && args[0] == "quarantine" {
 		if len(args) < 2 || args[1] != "list" && args[1] != "retry" {
@@ -77,8 +82,16 @@ func run(args []string) int {
 		fmt.Fprintln(m.Stdout, "mailmove", version)
 		return exitOK
 	}
+	ctx, stop := signalContext()
+	defer stop()
+	sum, err := m.Run(ctx)
+	return exitCode(m.Stderr, sum, err)
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
+// exits at once.
+func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -88,8 +101,7 @@ func run(args []string) int {
 		<-sigs
 		os.Exit(exitInterrupted)
 	}()
-	sum, err := m.Run(ctx)
-	return exitCode(m.Stderr, sum, err)
+	return ctx, cancel
 }
 
 // exitCode decides the process's outcome in one place.
@@ -186,6 +198,8 @@ type Main struct {
 	undoRun        string
 	yes            bool
 	Stdin          io.Reader // for confirmations; os.Stdin when nil
+	batchJob       bool      // one mailbox of a batch: passwords only from its own sources
+	extraObserver  migrate.Observer
 	verbose, quiet bool
 	showVersion    bool
 	timeout        time.Duration
@@ -202,6 +216,7 @@ Usage:
   mailmove status --state FILE  (or --from SRC --to DST)
   mailmove verify --from SRC --to DST [--report FILE]
   mailmove undo --run ID --from SRC --to DST [--yes]
+  mailmove batch FILE [--jobs N] [--shard K/N] [--report FILE] [-- flags for every mailbox]
   mailmove demo
 
 SRC and DST are URLs (pop3://, pop3s://, imap://, imaps://USER@HOST[:PORT]) or
@@ -407,7 +422,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		}
 	}
 	defer src.Close()
-	toPass, err := to.password(ctx, "MAILMOVE_TO_PASSWORD")
+	toPass, err := to.password(ctx, m.envVar("MAILMOVE_TO_PASSWORD"))
 	if err != nil {
 		return sum, err
 	}
@@ -574,7 +589,7 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 		}
 		return mbox.NewSource(mbox.Config{Path: from.Path, Format: format, IncludeDeleted: m.includeDeleted}), folderMap, nil
 	}
-	pass, err := from.password(ctx, "MAILMOVE_FROM_PASSWORD")
+	pass, err := from.password(ctx, m.envVar("MAILMOVE_FROM_PASSWORD"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -711,6 +726,15 @@ func writePrivate(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// envVar is the variable a password may come from; none for a batch job,
+// whose mailboxes each have their own.
+func (m *Main) envVar(name string) string {
+	if m.batchJob {
+		return ""
+	}
+	return name
 }
 
 // wireLog is where --debug-wire output goes: stderr, through a redactor

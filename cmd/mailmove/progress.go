@@ -47,6 +47,9 @@ func (m *Main) observers() (migrate.Observer, func(migrate.Summary, error) error
 			closers = append(closers, func(migrate.Summary) error { p.stop(); return nil })
 		}
 	}
+	if m.extraObserver != nil {
+		obs = append(obs, m.extraObserver)
+	}
 	finish := func(sum migrate.Summary, err error) error {
 		var first error
 		for _, c := range closers {
