@@ -33,6 +33,11 @@ type redactor struct {
 	buf     []byte
 }
 
+// saslBlob is a line that is only base64, as a SASL response sent on its
+// own line (a token or credentials) is; attachment lines are hidden too,
+// which costs a debug reader nothing.
+var saslBlob = regexp.MustCompile(`^(C: )?[A-Za-z0-9+/]{40,}={0,2}$`)
+
 var authCommand = regexp.MustCompile(`(?i)^((?:[A-Za-z0-9.]+ )?(?:LOGIN|AUTHENTICATE \S+|AUTH \S+|PASS)) .*$`)
 
 func (r *redactor) Write(p []byte) (int, error) {
@@ -49,6 +54,9 @@ func (r *redactor) Write(p []byte) (int, error) {
 			line = bytes.ReplaceAll(line, s, []byte("***"))
 		}
 		line = authCommand.ReplaceAll(line, []byte("$1 ***"))
+		if saslBlob.Match(line) {
+			line = []byte("***")
+		}
 		if _, err := r.w.Write(append(line, '\n')); err != nil {
 			return 0, err
 		}

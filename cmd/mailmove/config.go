@@ -59,6 +59,11 @@ type Endpoint struct {
 	PasswordFile    string `toml:"password_file"`
 	PasswordCommand string `toml:"password_command"`
 	URL             string `toml:"url"` // instead of type, host, port, user and tls
+	// Auth is "password" (the default), or "xoauth2" or "oauthbearer" to
+	// sign in with an OAuth 2.0 access token printed by TokenCommand, run
+	// again at every login (a long migration outlives a one-hour token).
+	Auth         string `toml:"auth"`
+	TokenCommand string `toml:"token_command"`
 }
 
 func defaultConfigPath() string {
@@ -105,6 +110,7 @@ func loadConfig(path string, explicit bool) (*Config, error) {
 				return nil, usagef("config %s: endpoint %s: %v", path, name, err)
 			}
 			u.Name, u.PasswordFile, u.PasswordCommand = name, ep.PasswordFile, ep.PasswordCommand
+			u.Auth, u.TokenCommand = ep.Auth, ep.TokenCommand
 			ep = u
 		}
 		if err := ep.check(); err != nil {
@@ -156,7 +162,34 @@ func (e *Endpoint) check() error {
 	if e.PasswordFile != "" && e.PasswordCommand != "" {
 		return errors.New("give one password source: password_file or password_command, not both")
 	}
+	switch e.Auth = strings.ToLower(e.Auth); e.Auth {
+	case "", "password":
+		e.Auth = ""
+	case "xoauth2", "oauthbearer":
+		if e.TokenCommand == "" {
+			return fmt.Errorf("auth = %q needs token_command, a command that prints an access token", e.Auth)
+		}
+	default:
+		return fmt.Errorf("auth must be password, xoauth2 or oauthbearer, not %q", e.Auth)
+	}
 	return nil
+}
+
+// token runs the endpoint's token_command and returns the first line it
+// prints: an OAuth 2.0 access token. It is run at every login.
+func (e Endpoint) token(ctx context.Context) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", e.TokenCommand)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("token_command for %s failed: %v", e.Name, err)
+	}
+	if t := strings.TrimSpace(firstLine(out)); t != "" {
+		return t, nil
+	}
+	return "", fmt.Errorf("token_command for %s printed nothing", e.Name)
 }
 
 func (e Endpoint) addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }

@@ -422,9 +422,11 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		}
 	}
 	defer src.Close()
-	toPass, err := to.password(ctx, m.envVar("MAILMOVE_TO_PASSWORD"))
-	if err != nil {
-		return sum, err
+	var toPass string
+	if to.Auth == "" {
+		if toPass, err = to.password(ctx, m.envVar("MAILMOVE_TO_PASSWORD")); err != nil {
+			return sum, err
+		}
 	}
 	toTLS, err := m.tlsConfig(to.Host)
 	if err != nil {
@@ -460,6 +462,8 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		Addr: to.addr(), User: to.User,
 		Debug:     m.wireLog(to.User, toPass),
 		Password:  func() (string, error) { return toPass, nil },
+		Mechanism: to.Auth,
+		Token:     func() (string, error) { return to.token(ctx) },
 		TLS:       imapMode(to.TLS),
 		TLSConfig: toTLS,
 		Timeout:   m.timeout,
@@ -589,9 +593,12 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 		}
 		return mbox.NewSource(mbox.Config{Path: from.Path, Format: format, IncludeDeleted: m.includeDeleted}), folderMap, nil
 	}
-	pass, err := from.password(ctx, m.envVar("MAILMOVE_FROM_PASSWORD"))
-	if err != nil {
-		return nil, nil, err
+	var pass string
+	if from.Auth == "" {
+		var err error
+		if pass, err = from.password(ctx, m.envVar("MAILMOVE_FROM_PASSWORD")); err != nil {
+			return nil, nil, err
+		}
 	}
 	fromTLS, err := m.tlsConfig(from.Host)
 	if err != nil {
@@ -603,9 +610,11 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 	}
 	return pop3.NewSource(pop3.SourceConfig{
 		Addr: from.addr(), User: from.User,
-		Password: func() (string, error) { return pass, nil },
-		Options:  pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
-		Flags:    flags,
+		Password:  func() (string, error) { return pass, nil },
+		Options:   pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
+		Flags:     flags,
+		Mechanism: from.Auth,
+		Token:     func() (string, error) { return from.token(ctx) },
 	}), m.folderMap, nil
 }
 

@@ -42,6 +42,11 @@ type Config struct {
 	// Debug, when set, receives the raw protocol both ways (go-imap's debug
 	// output); it must be a migrate.Redactor.
 	Debug io.Writer
+	// Mechanism is "xoauth2" or "oauthbearer" to sign in with a bearer
+	// token from Token instead of a password. Token is asked again at every
+	// login: a long migration outlives a one-hour token.
+	Mechanism string
+	Token     func() (string, error)
 }
 
 // Destination appends to one IMAP account over one connection. Not safe for
@@ -134,17 +139,7 @@ func (d *Destination) connect(ctx context.Context) error {
 		}
 		return err
 	}
-	pass, err := d.cfg.Password()
-	if err != nil {
-		c.Close()
-		return &migrate.Fatal{Err: err}
-	}
-	err = conn.watch(ctx, d.cfg.Timeout, func() error {
-		if c.Caps().Has(imapv2.Cap("AUTH=PLAIN")) {
-			return c.Authenticate(sasl.NewPlainClient("", d.cfg.User, pass))
-		}
-		return c.Login(d.cfg.User, pass).Wait()
-	})
+	err = d.login(ctx, c, conn)
 	if err != nil {
 		c.Close()
 		var ierr *imapv2.Error
@@ -158,6 +153,56 @@ func (d *Destination) connect(ctx context.Context) error {
 	}
 	d.c, d.conn = c, conn
 	return nil
+}
+
+// login signs in with the password, or with a bearer token. A refused
+// token is fetched afresh and tried once more at once: it may have expired
+// between fetching and using it.
+func (d *Destination) login(ctx context.Context, c *imapclient.Client, conn *watchConn) error {
+	if d.cfg.Mechanism == "" {
+		pass, err := d.cfg.Password()
+		if err != nil {
+			return &migrate.Fatal{Err: err}
+		}
+		return conn.watch(ctx, d.cfg.Timeout, func() error {
+			if c.Caps().Has(imapv2.Cap("AUTH=PLAIN")) {
+				return c.Authenticate(sasl.NewPlainClient("", d.cfg.User, pass))
+			}
+			return c.Login(d.cfg.User, pass).Wait()
+		})
+	}
+	host, port := d.cfg.Addr, 0
+	if h, p, err := net.SplitHostPort(d.cfg.Addr); err == nil {
+		host, port = h, atoi(p)
+	}
+	var err error
+	for try := 0; try < 2; try++ {
+		token, terr := d.cfg.Token()
+		if terr != nil {
+			return &migrate.Fatal{Err: fmt.Errorf("get an access token for %s: %w", d.cfg.User, terr)}
+		}
+		client, cerr := saslClient(d.cfg.Mechanism, d.cfg.User, token, host, port)
+		if cerr != nil {
+			return &migrate.Fatal{Err: cerr}
+		}
+		err = conn.watch(ctx, d.cfg.Timeout, func() error { return c.Authenticate(client) })
+		var ierr *imapv2.Error
+		if err == nil || !errors.As(err, &ierr) {
+			return err
+		}
+	}
+	return err
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // do runs one operation on a connected client; a connection-level failure

@@ -213,6 +213,57 @@ func (c *Client) Auth(user, pass string) error {
 	return authErr(err)
 }
 
+// AuthBearer signs in with an OAuth 2.0 bearer token: mech is "xoauth2"
+// or "oauthbearer" (RFC 7628), sent as an initial response (RFC 5034). When
+// the server answers with an error report ("+ <base64 JSON>"), an empty
+// line acknowledges it and the -ERR follows. A refusal wraps ErrAuth.
+func (c *Client) AuthBearer(mech, user, token, host string, port int) error {
+	var name, msg string
+	switch mech {
+	case "xoauth2":
+		name, msg = "XOAUTH2", "user="+user+"\x01auth=Bearer "+token+"\x01\x01"
+	case "oauthbearer":
+		name, msg = "OAUTHBEARER", fmt.Sprintf("n,a=%s,\x01host=%s\x01port=%d\x01auth=Bearer %s\x01\x01", user, host, port, token)
+	default:
+		return fmt.Errorf("unknown authentication mechanism %q", mech)
+	}
+	line := "AUTH " + name + " " + base64.StdEncoding.EncodeToString([]byte(msg))
+	if strings.ContainsAny(line, "\r\n") {
+		return fmt.Errorf("pop3: refusing to send a token with a line break")
+	}
+	if _, err := c.bw.WriteString(line + "\r\n"); err != nil {
+		return err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	c.debug("C: AUTH " + name + " ***")
+	reply, err := c.readLine()
+	if err != nil {
+		return fmt.Errorf("pop3 AUTH: %w", err)
+	}
+	c.debug("S: " + reply)
+	if strings.HasPrefix(reply, "+ ") || reply == "+" {
+		// The server's error report: acknowledge it; its -ERR follows.
+		if _, err := c.bw.WriteString("\r\n"); err != nil {
+			return err
+		}
+		c.bw.Flush()
+		_, err := c.status("AUTH")
+		if err == nil {
+			err = &Error{Cmd: "AUTH", Msg: "token refused"}
+		}
+		return authErr(err)
+	}
+	switch {
+	case strings.HasPrefix(reply, "+OK"):
+		return nil
+	case strings.HasPrefix(reply, "-ERR"):
+		return authErr(&Error{Cmd: "AUTH", Msg: strings.TrimSpace(reply[4:])})
+	}
+	return fmt.Errorf("pop3 AUTH: unexpected reply %q", clip(reply))
+}
+
 func (c *Client) saslPlain() bool {
 	for _, m := range strings.Fields(strings.ToUpper(c.caps["SASL"])) {
 		if m == "PLAIN" {

@@ -3,6 +3,7 @@ package pop3_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -346,5 +347,46 @@ func TestTopHeaders(t *testing.T) {
 			t.Errorf("RETR after TOP: %q", b)
 		}
 		c.Quit()
+	}
+}
+
+// TestAuthBearer signs in with a token over XOAUTH2 and OAUTHBEARER; a
+// refused token is reported as a refused login after the error report is
+// acknowledged.
+func TestAuthBearer(t *testing.T) {
+	for _, mech := range []string{"xoauth2", "oauthbearer"} {
+		var acked bool
+		f := start(t, &pop3test.Server{Hook: func(conn net.Conn, _ int, line string) bool {
+			switch {
+			case strings.HasPrefix(line, "AUTH "):
+				_, b64, _ := strings.Cut(line[5:], " ")
+				raw, _ := base64.StdEncoding.DecodeString(b64)
+				if strings.Contains(string(raw), "auth=Bearer good-token\x01") {
+					fmt.Fprint(conn, "+OK signed in\r\n")
+				} else {
+					fmt.Fprint(conn, "+ eyJzdGF0dXMiOiI0MDEifQ==\r\n")
+				}
+				return true
+			case line == "":
+				acked = true
+				fmt.Fprint(conn, "-ERR [AUTH] token refused\r\n")
+				return true
+			}
+			return false
+		}})
+		for _, tc := range []struct {
+			token string
+			ok    bool
+		}{{"good-token", true}, {"expired", false}} {
+			c, err := pop3.Dial(context.Background(), f.addr, f.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.AuthBearer(mech, "jean", tc.token, "127.0.0.1", 995)
+			if tc.ok != (err == nil) || !tc.ok && (!errors.Is(err, pop3.ErrAuth) || !acked) {
+				t.Fatalf("%s %s: %v (error report acknowledged: %v)", mech, tc.token, err, acked)
+			}
+			c.Close()
+		}
 	}
 }

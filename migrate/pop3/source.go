@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 
 	"github.com/mailmove/mailmove/migrate"
@@ -18,6 +20,10 @@ type SourceConfig struct {
 	// Flags are given to every message: POP3 keeps none of its own. mailmove
 	// passes `\Seen`: mail left on a POP3 server has been downloaded already.
 	Flags []string
+	// Mechanism "xoauth2" or "oauthbearer" signs in with a bearer token
+	// from Token, asked again at every login.
+	Mechanism string
+	Token     func() (string, error)
 }
 
 // Source reads a POP3 mailbox. It never deletes anything.
@@ -56,12 +62,7 @@ func (s *Source) connect(ctx context.Context) error {
 	if err != nil {
 		return classify(fmt.Errorf("connect to %s: %w", s.cfg.Addr, err))
 	}
-	pass, err := s.cfg.Password()
-	if err != nil {
-		c.Close()
-		return &migrate.Fatal{Err: err}
-	}
-	if err := c.Auth(s.cfg.User, pass); err != nil {
+	if err := s.login(c); err != nil {
 		c.Close()
 		if errors.Is(err, ErrAuth) {
 			// Never retried in a loop: ISPs lock accounts after repeated
@@ -79,6 +80,31 @@ func (s *Source) connect(ctx context.Context) error {
 	}
 	s.c = c
 	return nil
+}
+
+// login signs in with the password or a bearer token; a refused token is
+// fetched afresh and tried once more (it may have just expired).
+func (s *Source) login(c *Client) error {
+	if s.cfg.Mechanism == "" {
+		pass, err := s.cfg.Password()
+		if err != nil {
+			return &migrate.Fatal{Err: err}
+		}
+		return c.Auth(s.cfg.User, pass)
+	}
+	host, port, _ := net.SplitHostPort(s.cfg.Addr)
+	p, _ := strconv.Atoi(port)
+	var err error
+	for try := 0; try < 2; try++ {
+		token, terr := s.cfg.Token()
+		if terr != nil {
+			return &migrate.Fatal{Err: fmt.Errorf("get an access token for %s: %w", s.cfg.User, terr)}
+		}
+		if err = c.AuthBearer(s.cfg.Mechanism, s.cfg.User, token, host, p); !errors.Is(err, ErrAuth) {
+			return err
+		}
+	}
+	return err
 }
 
 // classify marks certificate failures fatal: retrying cannot fix them.
