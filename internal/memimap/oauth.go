@@ -22,8 +22,8 @@ type OAuth struct {
 	srv  *imapserver.Server
 	user string
 
-	mu     sync.Mutex
-	valid  map[string]bool
+	mu      sync.Mutex
+	valid   map[string]bool
 	Logins  map[string]int // successful sign-ins by mechanism
 	Tokens  []string       // every token presented, in order
 	appends int
