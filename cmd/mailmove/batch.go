@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -336,7 +337,7 @@ func runJob(ctx context.Context, j Job, common []string, stateDir string, caps *
 		if err == nil {
 			res.State = stateFile(from, to)
 			if stateDir != "" {
-				res.State = stateDir + "/" + strings.TrimPrefix(res.State, defaultStateDir()+"/")
+				res.State = filepath.Join(stateDir, filepath.Base(res.State))
 			}
 			if st, ok := readStatus(res.State); ok && !st.Running && st.Outcome == "finished" {
 				res.Outcome, res.Exit = "done by an earlier run: not touched", exitOK
