@@ -200,7 +200,7 @@ func (s *Server) Log() string {
 // poolSize users exist before Dovecot starts: Dovecot re-reads a changed
 // passwd-file at most once a second, so a user added while it runs could be
 // refused for a moment.
-const poolSize = 64
+const poolSize = 200
 
 func (s *Server) makeUsers() error {
 	f, err := os.OpenFile(filepath.Join(s.Dir, "passwd"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
