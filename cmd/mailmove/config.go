@@ -178,18 +178,26 @@ func (e *Endpoint) check() error {
 // token runs the endpoint's token_command and returns the first line it
 // prints: an OAuth 2.0 access token. It is run at every login.
 func (e Endpoint) token(ctx context.Context) (string, error) {
+	t, err := runSecretCommand(ctx, "token_command", e.Name, e.TokenCommand)
+	return strings.TrimSpace(t), err
+}
+
+// runSecretCommand runs a password or token command (2 minutes at most)
+// and returns the first line it prints, as it is (a password may end with
+// a blank).
+func runSecretCommand(ctx context.Context, what, endpoint, command string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", e.TokenCommand)
+	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", command)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("token_command for %s failed: %v", e.Name, err)
+		return "", usagef("%s for %s failed: %v", what, endpoint, err)
 	}
-	if t := strings.TrimSpace(firstLine(out)); t != "" {
-		return t, nil
+	if s := firstLine(out); s != "" {
+		return s, nil
 	}
-	return "", fmt.Errorf("token_command for %s printed nothing", e.Name)
+	return "", usagef("%s for %s printed nothing", what, endpoint)
 }
 
 func (e Endpoint) addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
@@ -275,18 +283,7 @@ func (e Endpoint) password(ctx context.Context, envVar string) (string, error) {
 		return firstLine(data), nil
 	}
 	if e.PasswordCommand != "" {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(cctx, "/bin/sh", "-c", e.PasswordCommand)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return "", usagef("password_command for %s failed: %v", e.Name, err)
-		}
-		if p := firstLine(out); p != "" {
-			return p, nil
-		}
-		return "", usagef("password_command for %s printed nothing", e.Name)
+		return runSecretCommand(ctx, "password_command", e.Name, e.PasswordCommand)
 	}
 	if envVar == "" {
 		return "", usagef("no password source for %s on %s: give a password file or command for it", e.User, e.Host)

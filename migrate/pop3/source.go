@@ -177,15 +177,21 @@ func (s *Source) session(ctx context.Context) error {
 		return err
 	}
 	if reconnected && s.uidOf != nil {
-		uids, err := s.c.UIDL()
-		if err != nil {
-			s.drop()
-			return err
-		}
-		s.uidOf, s.numOf = uids, make(map[string]int, len(uids))
-		for n, u := range uids {
-			s.numOf[u] = n
-		}
+		return s.mapUIDs()
+	}
+	return nil
+}
+
+// mapUIDs learns this session's message numbers for the UIDLs.
+func (s *Source) mapUIDs() error {
+	uids, err := s.c.UIDL()
+	if err != nil {
+		s.drop()
+		return err
+	}
+	s.uidOf, s.numOf = uids, make(map[string]int, len(uids))
+	for n, u := range uids {
+		s.numOf[u] = n
 	}
 	return nil
 }
@@ -249,14 +255,8 @@ func (s *Source) Delete(ctx context.Context, entries []migrate.Entry, batch int,
 		}
 		if s.uidOf == nil {
 			// The session was opened for deleting only: map the UIDLs.
-			uids, err := s.c.UIDL()
-			if err != nil {
-				s.drop()
+			if err := s.mapUIDs(); err != nil {
 				return err
-			}
-			s.uidOf, s.numOf = uids, make(map[string]int, len(uids))
-			for num, u := range uids {
-				s.numOf[u] = num
 			}
 		}
 		var marked []migrate.Entry
