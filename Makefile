@@ -4,7 +4,7 @@
 GO ?= go
 export CI
 
-.PHONY: all build demo test vet unit dovecot fuzz bench clean
+.PHONY: isync all build demo test vet unit dovecot fuzz bench clean
 
 all: build
 
@@ -49,7 +49,17 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./migrate/mbox
 	$(GO) test -run '^$$' -fuzz FuzzConfig -fuzztime $(FUZZTIME) ./cmd/mailmove
 
-bench:
+# mbsync (Debian isync) is the peer the throughput benchmark compares with.
+isync:
+	@if command -v mbsync >/dev/null 2>&1; then echo "mbsync: $$(mbsync --version)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing isync (mbsync)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends isync >/dev/null \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends isync >/dev/null; } \
+		|| echo "isync install failed: the mbsync rows will be skipped"; \
+	else echo "mbsync not installed: its rows will be skipped"; fi
+
+bench: dovecot isync
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

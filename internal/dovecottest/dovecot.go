@@ -157,6 +157,15 @@ func (s *Server) Restart() error {
 	return s.launch()
 }
 
+// Doveadm returns a doveadm command for this Dovecot.
+func (s *Server) Doveadm(args ...string) *exec.Cmd {
+	bin, err := exec.LookPath("doveadm")
+	if err != nil {
+		bin = "/usr/bin/doveadm"
+	}
+	return exec.Command(bin, append([]string{"-c", s.conf}, args...)...)
+}
+
 // QuotaUser is an account with a storage quota of about quotaKB kilobytes.
 func (s *Server) QuotaUser() User {
 	return User{Name: "quota@example.test", Password: "pw-quota-" + filepath.Base(s.Dir), Home: filepath.Join(s.Dir, "homes", "quota")}

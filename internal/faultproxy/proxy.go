@@ -22,9 +22,13 @@ type Fault struct {
 	// StallDown stops forwarding server bytes after that many, without
 	// closing: the server seems frozen. 0 means never.
 	StallDown int64
-	// Delay holds every chunk this long in each direction (a slow,
-	// far-away link).
+	// Delay holds every chunk this long in each direction, one after the
+	// other (a slow link: it caps throughput too).
 	Delay time.Duration
+	// Latency delivers every chunk this long after it was sent, in each
+	// direction, without slowing the flow: a far-away link of round trip
+	// 2 × Latency and unlimited bandwidth.
+	Latency time.Duration
 	// Down, when set, sees every line the server sends and returns what the
 	// client gets instead; cut true closes the connection after it. It is
 	// for plaintext protocols.
@@ -142,12 +146,20 @@ func (p *Proxy) serve(client net.Conn, f Fault) {
 		})
 	}
 	done := make(chan struct{}, 2)
+	var up, down io.Writer = server, client
+	if f.Latency > 0 {
+		var stopUp, stopDown func()
+		up, stopUp = delayed(server, f.Latency, closeBoth)
+		down, stopDown = delayed(client, f.Latency, closeBoth)
+		defer stopUp()
+		defer stopDown()
+	}
 	go func() {
-		p.pipe(server, client, f.CutUp, 0, f.Delay, f.Up, closeBoth)
+		p.pipe(up, client, f.CutUp, 0, f.Delay, f.Up, closeBoth)
 		done <- struct{}{}
 	}()
 	go func() {
-		p.pipe(client, server, f.CutDown, f.StallDown, f.Delay, f.Down, closeBoth)
+		p.pipe(down, server, f.CutDown, f.StallDown, f.Delay, f.Down, closeBoth)
 		done <- struct{}{}
 	}()
 	<-done
@@ -225,4 +237,37 @@ func (p *Proxy) pipe(dst io.Writer, src io.Reader, cut, stall int64, delay time.
 			return
 		}
 	}
+}
+
+// delayed returns a writer that hands each chunk to w latency after it was
+// written, in order, without holding the writer back.
+func delayed(w io.Writer, latency time.Duration, fail func()) (io.Writer, func()) {
+	type chunk struct {
+		at time.Time
+		b  []byte
+	}
+	ch := make(chan chunk, 4096)
+	go func() {
+		for c := range ch {
+			if d := time.Until(c.at); d > 0 {
+				time.Sleep(d)
+			}
+			if _, err := w.Write(c.b); err != nil {
+				fail()
+				for range ch {
+				}
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return &delayWriter{send: func(b []byte) { ch <- chunk{time.Now().Add(latency), bytes.Clone(b)} }},
+		func() { once.Do(func() { close(ch) }) }
+}
+
+type delayWriter struct{ send func([]byte) }
+
+func (d *delayWriter) Write(b []byte) (int, error) {
+	d.send(b)
+	return len(b), nil
 }
