@@ -451,28 +451,6 @@ func (e *readErr) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// headCapture keeps a message's header (up to the first empty line, at most
-// headMax bytes) as the message streams past, and nothing of the body.
-type headCapture struct {
-	buf  []byte
-	done bool
-}
-
-const headMax = 256 << 10
-
-func (h *headCapture) Write(p []byte) (int, error) {
-	if h.done {
-		return len(p), nil
-	}
-	h.buf = append(h.buf, p[:min(headMax-len(h.buf), len(p))]...)
-	// Writes come in large chunks (io.Copy), so rescanning is cheap; an
-	// empty line at the very end of buf is seen with the next write.
-	if mime.HeaderEnd(h.buf) < len(h.buf) || len(h.buf) >= headMax {
-		h.done = true
-	}
-	return len(p), nil
-}
-
 // destFolder is where messages of a source folder go.
 func (r *runner) destFolder(src string) string {
 	if src == "" {
@@ -494,10 +472,9 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	sw := &spoolWriter{dir: r.opt.SpoolDir, limit: r.opt.SpoolLimit}
 	cw := &mime.CRLFWriter{W: sw}
 	fpw := mime.NewFingerprinter()
-	head := &headCapture{}
-	probe := &mime.Probe{}
+	probe := &mime.Probe{} // also keeps the header
 	src := &readErr{r: in.R}
-	_, err := io.Copy(io.MultiWriter(cw, fpw, head, probe), src)
+	_, err := io.Copy(io.MultiWriter(cw, fpw, probe), src)
 	if err == nil {
 		err = cw.Close()
 	}
@@ -511,7 +488,7 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	body := sw.body()
 	defer body.Release()
 
-	h := mime.ParseHeader(head.buf)
+	h := mime.ParseHeader(probe.Header())
 	fp := fpw.Sum().String()
 	id := in.ID
 	if id == "" {

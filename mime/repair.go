@@ -555,23 +555,42 @@ func fold(line string) string {
 
 // Probe watches a message as it streams past and tells whether Repair could
 // change more than its line endings, so that only those messages are read
-// into memory. The zero value is ready.
+// into memory. It keeps the header (Header) and the start of the body, never
+// more. The zero value is ready.
 type Probe struct {
-	head     []byte // the start of the message, enough for any real header
-	size     int64
-	nul      bool
-	nonSpace bool
-	line     int // length of the current line
-	longest  int
+	head      []byte // the header and up to bodyPrefix bytes of body
+	headerEnd int    // where the body starts in head; 0 until the empty line is seen
+	size      int64
+	nul       bool
+	nonSpace  bool
+	line      int // length of the current line
+	longest   int
 }
 
-const probeHead = 256 << 10
+const (
+	probeHead  = 256 << 10 // a longer header is not a header
+	bodyPrefix = 8 << 10   // enough to see an XML document start, encoded or not
+)
 
 // Write implements io.Writer; it never fails.
 func (p *Probe) Write(b []byte) (int, error) {
 	n := len(b)
-	if len(p.head) < probeHead {
-		p.head = append(p.head, b[:min(len(b), probeHead-len(p.head))]...)
+	if len(p.head) < p.limit() {
+		if p.headerEnd == 0 && len(p.head) == 0 {
+			// Most often the first write holds the whole header: find its
+			// end before copying, so as to copy no more than needed.
+			if e := HeaderEnd(b[:min(len(b), probeHead)]); e < min(len(b), probeHead) {
+				p.headerEnd = e
+			}
+		}
+		p.head = append(p.head, b[:min(len(b), p.limit()-len(p.head))]...)
+		// Writes come in large chunks (io.Copy), so rescanning is cheap; an
+		// empty line at the very end of head is seen with the next write.
+		if p.headerEnd == 0 {
+			if e := HeaderEnd(p.head); e < len(p.head) {
+				p.headerEnd = e
+			}
+		}
 	}
 	p.size += int64(len(b))
 	if !p.nul && bytes.IndexByte(b, 0) >= 0 {
@@ -595,13 +614,29 @@ func (p *Probe) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+func (p *Probe) limit() int {
+	if p.headerEnd > 0 {
+		return p.headerEnd + bodyPrefix
+	}
+	return probeHead
+}
+
+// Header returns the message's header as it streamed past (all of it up to
+// the empty line, at most 256 KB).
+func (p *Probe) Header() []byte {
+	if p.headerEnd > 0 {
+		return p.head[:p.headerEnd]
+	}
+	return p.head
+}
+
 // Needs reports whether Repair with opts could change the message.
 func (p *Probe) Needs(opts RepairOptions) bool {
 	if p.nul || !p.nonSpace {
 		return true
 	}
 	m := toCRLF(p.head)
-	complete := p.size == int64(len(p.head))
+	complete := p.size == int64(len(p.head)) // the whole message is in head
 	hs := scanHeader(m)
 	if hs.headerless || hs.fixName != nil || hs.insertAt >= 0 && (complete || hs.insertAt < len(m)) {
 		return true
@@ -614,7 +649,7 @@ func (p *Probe) Needs(opts RepairOptions) bool {
 		}
 	}
 	if t, _ := contentType(h); !strings.HasPrefix(t, "multipart/") {
-		b := bytes.TrimLeft(decodeCTE(h.Get("Content-Transfer-Encoding"), body[:min(len(body), 4096)]), " \t\r\n\xef\xbb\xbf")
+		b := bytes.TrimLeft(decodePrefix(h.Get("Content-Transfer-Encoding"), body), " \t\r\n\xef\xbb\xbf")
 		if len(b) > 0 && b[0] == '<' {
 			return true
 		}

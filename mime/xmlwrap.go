@@ -100,6 +100,16 @@ func decodeCTE(cte string, body []byte) []byte {
 	return body
 }
 
+// decodePrefix decodes the start of a body: base64 is cut to whole 4-byte
+// groups first, since a prefix rarely ends on one.
+func decodePrefix(cte string, prefix []byte) []byte {
+	if strings.EqualFold(strings.TrimSpace(cte), "base64") {
+		compact := bytes.Map(dropSpace, prefix)
+		return decodeCTE(cte, compact[:len(compact)/4*4])
+	}
+	return decodeCTE(cte, prefix)
+}
+
 // xmlText is a text node or attribute value, with where it was found.
 type xmlText struct {
 	path string // element path, for the finding
