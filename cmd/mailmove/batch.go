@@ -214,17 +214,6 @@ func (s *slots) give(servers []string) {
 	s.cond.Broadcast()
 }
 
-// serverOf names the server of an endpoint, for the connection caps.
-func serverOf(v string) string {
-	if strings.HasPrefix(v, "mbox:") {
-		return ""
-	}
-	if e, err := parseURL(v); err == nil {
-		return strings.ToLower(e.addr())
-	}
-	return v
-}
-
 // batch runs `mailmove batch FILE`.
 func batch(args []string, stdout, stderr io.Writer, ctx context.Context) int {
 	fs := flag.NewFlagSet("mailmove batch", flag.ContinueOnError)
@@ -324,46 +313,15 @@ func indexOf(s []string, v string) int {
 	return -1
 }
 
-// runJob migrates one mailbox with its own state; a finished one (its last
-// run finished with nothing failed) is not touched again.
+// runJob migrates one mailbox with its own state and turns the outcome into
+// the batch's words.
 func runJob(ctx context.Context, j Job, common []string, stateDir string, caps *slots, progress func(string)) JobResult {
 	res := JobResult{Job: j}
 	start := time.Now()
-	defer func() { res.Duration = time.Since(start) }()
-	from, err := endpointOf(j.From, j.FromPassSrc)
-	if err == nil {
-		var to Endpoint
-		to, err = endpointOf(j.To, j.ToPassSrc)
-		if err == nil {
-			res.State = stateFile(from, to)
-			if stateDir != "" {
-				res.State = filepath.Join(stateDir, filepath.Base(res.State))
-			}
-			if st, ok := readStatus(res.State); ok && !st.Running && st.Outcome == "finished" {
-				res.Outcome, res.Exit = "done by an earlier run: not touched", exitOK
-				return res
-			}
-			var servers []string
-			for _, s := range []string{serverOf(j.From), serverOf(j.To)} {
-				if s != "" {
-					servers = append(servers, s)
-				}
-			}
-			sort.Strings(servers)
-			progress(fmt.Sprintf("line %d %s → %s: waiting for a connection slot", j.Line, j.From, j.To))
-			if !caps.take(ctx, servers) {
-				res.Outcome, res.Exit = "not started: interrupted", exitInterrupted
-				return res
-			}
-			defer caps.give(servers)
-			m := &Main{Stdout: io.Discard, Stderr: io.Discard, batchJob: true}
-			args := append(append([]string{"--from", "from", "--to", "to", "--state", res.State, "--quiet"}, common...), j.Options...)
-			if err = m.ParseFlags(args); err == nil {
-				m.cfg.Endpoints = map[string]Endpoint{"from": from, "to": to}
-				m.extraObserver = &jobProgress{prefix: fmt.Sprintf("line %d %s → %s", j.Line, j.From, j.To), set: progress}
-				res.Summary, err = m.Run(ctx)
-			}
-		}
+	err := migrateJob(ctx, &res, common, stateDir, caps, progress)
+	res.Duration = time.Since(start)
+	if res.Outcome != "" {
+		return res // not run: finished earlier, or interrupted before its turn
 	}
 	var buf strings.Builder
 	res.Exit = exitCode(&buf, res.Summary, err)
@@ -375,6 +333,51 @@ func runJob(ctx context.Context, j Job, common []string, stateDir string, caps *
 		res.Outcome = fmt.Sprintf("copied %d, already there %d", res.Summary.Copied, res.Summary.AlreadyDone+res.Summary.Present+res.Summary.Duplicates)
 	}
 	return res
+}
+
+// migrateJob runs the migration of res.Job, unless its last run finished
+// with nothing failed; it waits for a connection slot on each server.
+func migrateJob(ctx context.Context, res *JobResult, common []string, stateDir string, caps *slots, progress func(string)) error {
+	j := res.Job
+	from, err := endpointOf(j.From, j.FromPassSrc)
+	if err != nil {
+		return err
+	}
+	to, err := endpointOf(j.To, j.ToPassSrc)
+	if err != nil {
+		return err
+	}
+	res.State = stateFile(from, to)
+	if stateDir != "" {
+		res.State = filepath.Join(stateDir, filepath.Base(res.State))
+	}
+	if st, ok := readStatus(res.State); ok && !st.Running && st.Outcome == "finished" {
+		res.Outcome, res.Exit = "done by an earlier run: not touched", exitOK
+		return nil
+	}
+	var servers []string
+	for _, e := range []Endpoint{from, to} {
+		if e.Type != "mbox" {
+			servers = append(servers, strings.ToLower(e.addr()))
+		}
+	}
+	sort.Strings(servers)
+	label := fmt.Sprintf("line %d %s → %s", j.Line, j.From, j.To)
+	progress(label + ": waiting for a connection slot")
+	if !caps.take(ctx, servers) {
+		res.Outcome, res.Exit = "not started: interrupted", exitInterrupted
+		return nil
+	}
+	defer caps.give(servers)
+	m := &Main{Stdout: io.Discard, Stderr: io.Discard, batchJob: true}
+	args := append(append([]string{"--from", "from", "--to", "to", "--state", res.State, "--quiet"}, common...), j.Options...)
+	if err := m.ParseFlags(args); err != nil {
+		return err
+	}
+	m.cfg.Endpoints = map[string]Endpoint{"from": from, "to": to}
+	m.extraObserver = &jobProgress{prefix: label, set: progress}
+	res.Summary, err = m.Run(ctx)
+	return err
 }
 
 // endpointOf turns a batch column into an endpoint with its password source.

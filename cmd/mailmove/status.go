@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -196,22 +197,10 @@ func (m *Main) showStatus(w io.Writer, statePath string) error {
 }
 
 func printFolders(w io.Writer, folders map[string]map[string]int, what string) {
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range folders {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(folders))
 	fmt.Fprintf(w, "%-28s  %s\n", "FOLDER", "MESSAGES ("+what+")")
 	for _, n := range names {
-		keys := slices.Sorted(func(yield func(string) bool) {
-			for k := range folders[n] {
-				if !yield(k) {
-					return
-				}
-			}
-		})
+		keys := slices.Sorted(maps.Keys(folders[n]))
 		var parts []string
 		for _, k := range keys {
 			parts = append(parts, fmt.Sprintf("%s %d", k, folders[n][k]))
