@@ -611,7 +611,10 @@ func (r *runner) repair(rec *Record, ev *Event, body *Body, opts mime.RepairOpti
 // sent: its fingerprint, size and identity at the destination.
 func (r *runner) describe(rec *Record, ev *Event, send *Body, h mime.Header, fp string) {
 	if len(rec.Repairs) > 0 {
-		data, _ := io.ReadAll(send.Open())
+		data := send.mem // a repaired message is built in memory
+		if send.file != nil {
+			data, _ = io.ReadAll(send.Open())
+		}
 		h = mime.ParseHeader(data)
 		fp = mime.FingerprintBytes(data).String()
 	}
