@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
-	"io"
 )
 
 // Fingerprint identifies a message's content independently of where it is
@@ -19,17 +18,6 @@ func (f Fingerprint) String() string { return hex.EncodeToString(f[:]) }
 
 // IsZero reports whether f is the zero value (no fingerprint computed).
 func (f Fingerprint) IsZero() bool { return f == Fingerprint{} }
-
-// ParseFingerprint decodes the form returned by String.
-func ParseFingerprint(s string) (Fingerprint, bool) {
-	var f Fingerprint
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(f) {
-		return f, false
-	}
-	copy(f[:], b)
-	return f, true
-}
 
 // bookkeeping lists, lower-cased, the header fields that describe a mail
 // client's or a mail store's state rather than the message itself.
@@ -84,15 +72,6 @@ type Fingerprinter struct {
 // NewFingerprinter returns a Fingerprinter ready for the first byte of a message.
 func NewFingerprinter() *Fingerprinter {
 	return &Fingerprinter{h: sha256.New(), lineStart: true, name: make([]byte, 0, 32)}
-}
-
-// Fingerprint reads r to its end and returns its fingerprint.
-func FingerprintOf(r io.Reader) (Fingerprint, error) {
-	f := NewFingerprinter()
-	if _, err := io.Copy(f, r); err != nil {
-		return Fingerprint{}, err
-	}
-	return f.Sum(), nil
 }
 
 // FingerprintBytes returns the fingerprint of b.
