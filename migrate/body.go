@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"os"
@@ -46,6 +47,7 @@ type spoolWriter struct {
 	limit int
 	buf   []byte
 	file  *os.File
+	fw    *bufio.Writer // the writes come a line at a time: one syscall each otherwise
 	size  int64
 }
 
@@ -55,26 +57,36 @@ func (w *spoolWriter) Write(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		w.file = f
-		if _, err := f.Write(w.buf); err != nil {
+		w.file, w.fw = f, bufio.NewWriterSize(f, 256<<10)
+		if _, err := w.fw.Write(w.buf); err != nil {
 			return 0, err
 		}
 		w.buf = nil
 	}
 	w.size += int64(len(p))
 	if w.file != nil {
-		return w.file.Write(p)
+		return w.fw.Write(p)
+	}
+	if w.buf == nil {
+		w.buf = make([]byte, 0, min(w.limit, 32<<10))
 	}
 	w.buf = append(w.buf, p...)
 	return len(p), nil
 }
 
 // body hands over the content; the writer must not be used afterwards.
-func (w *spoolWriter) body() *Body {
-	return &Body{mem: w.buf, file: w.file, size: w.size}
+func (w *spoolWriter) body() (*Body, error) {
+	b := &Body{mem: w.buf, file: w.file, size: w.size}
+	if w.fw != nil {
+		if err := w.fw.Flush(); err != nil {
+			b.Release()
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // abort removes any temporary file.
 func (w *spoolWriter) abort() {
-	w.body().Release()
+	(&Body{file: w.file}).Release()
 }

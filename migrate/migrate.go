@@ -147,6 +147,33 @@ type Destination interface {
 	Close() error
 }
 
+// Pipeliner is a Destination that can also append over connections of its
+// own, many messages in flight at once.
+type Pipeliner interface {
+	// Pipe opens an appender of at most n connections. It connects lazily.
+	Pipe(n int) Pipe
+}
+
+// Pipe appends batches of messages concurrently. Batches for the same folder
+// are committed in the order they were sent, so the server's UIDs follow the
+// source's order even when several connections carry them.
+type Pipe interface {
+	// Send hands over a batch, blocking while every connection is busy.
+	// done is called exactly once, from another goroutine, with one result
+	// per message, in order. The bodies must stay valid until then.
+	Send(folder string, msgs []Outgoing, done func([]AppendResult))
+	// Close waits for every batch sent to finish and closes the connections.
+	Close() error
+}
+
+// AppendResult is the outcome of one message of a batch. Err is nil when the
+// server confirmed it; a *Permanent error when the server refused it (nothing
+// was stored); otherwise it may or may not have been stored.
+type AppendResult struct {
+	Appended
+	Err error
+}
+
 // State is what happened to a source message.
 type State string
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-message/charset"
@@ -44,6 +45,10 @@ type Options struct {
 	Retries        int           // attempts on a transient error; default 5
 	AuthPause      time.Duration // before the one retry of a login refused "for now"; default 15 minutes
 	Backoff        time.Duration // first pause between attempts; default 2 s, doubling
+	// Connections is how many connections of its own the destination may
+	// open to append in parallel, when it can (a Pipeliner). 0: appends go
+	// one at a time over the destination's one connection.
+	Connections int
 }
 
 // Keeper keeps a message that could not be copied, so nothing is lost, and
@@ -73,6 +78,18 @@ type runner struct {
 	dest        []Folder              // the destination's folders, listed once
 	spam        spamPlan
 	words       stdmime.WordDecoder
+
+	// The upload stage (upload.go).
+	pipe        Pipe
+	forming     map[string]*forming // folder → the batch being filled
+	claimed     map[string]string   // claimKey → ID: copied or in flight, maybe not in cp yet
+	staged      []Record            // written by the next flush
+	sent        int                 // batches sent whose outcome is not taken yet
+	stopErr     error               // what stops the run, found while taking outcomes
+	pipeRefused bool
+	mu          sync.Mutex // guards results
+	results     []sentBatch
+	ready       chan struct{}
 }
 
 // Run copies every message of src to dst that cp does not record as done,
@@ -118,11 +135,17 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	}
 	r := &runner{
 		src: src, dst: dst, cp: cp, opt: opt,
-		done:  map[string]State{},
-		idx:   map[string]*folderIndex{},
-		boxes: map[string]MailboxInfo{},
-		plans: map[string]FolderPlan{},
-		words: stdmime.WordDecoder{CharsetReader: charset.Reader},
+		done:    map[string]State{},
+		idx:     map[string]*folderIndex{},
+		boxes:   map[string]MailboxInfo{},
+		plans:   map[string]FolderPlan{},
+		words:   stdmime.WordDecoder{CharsetReader: charset.Reader},
+		forming: map[string]*forming{},
+		claimed: map[string]string{},
+		ready:   make(chan struct{}, 1),
+	}
+	if p, ok := dst.(Pipeliner); ok && opt.Connections > 0 {
+		r.pipe = p.Pipe(opt.Connections)
 	}
 	r.sum = Summary{
 		Source: src.Describe(), Destination: dst.Describe(), Run: opt.Run,
@@ -131,6 +154,10 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	}
 	start := opt.Now()
 	err := r.run(ctx)
+	err = r.closePipe(ctx, err)
+	if ferr := r.flush(); err == nil {
+		err = ferr
+	}
 	r.sum.Elapsed = opt.Now().Sub(start)
 	if err != nil && ctx.Err() != nil {
 		r.sum.Interrupted = true
@@ -156,7 +183,10 @@ func (r *runner) emit(ev Event) {
 }
 
 func (r *runner) run(ctx context.Context) error {
+	warm := make(chan struct{})
+	go r.warm(ctx, warm)
 	entries, err := r.list(ctx)
+	<-warm
 	if err != nil {
 		return err
 	}
@@ -210,6 +240,28 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.opt.Observer.Planned(len(todo), bytes, r.sum.AlreadyDone)
 	return r.retrieve(ctx, todo)
+}
+
+// warm connects to the destination while the source is listed, each a few
+// round trips that need not wait for the other: it lists the folders and
+// reads the default folder's index. It touches only r.dest, r.boxes and
+// r.idx, which nothing else uses until it is done, and says nothing: a
+// failure here is met again, and reported, where the run needs the result.
+func (r *runner) warm(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	folders, err := r.dst.Folders(ctx)
+	if err != nil {
+		return
+	}
+	r.dest = folders
+	box, err := r.dst.Mailbox(ctx, r.opt.Folder, false)
+	if err != nil || !box.Exists {
+		return
+	}
+	r.boxes[r.opt.Folder] = box
+	if ix, err := buildIndex(ctx, r.dst, box.Name); err == nil {
+		r.idx[box.Name] = ix
+	}
 }
 
 // planFolders decides, before anything is copied, where each source folder
@@ -292,9 +344,12 @@ func (r *runner) reconcile(ctx context.Context, pending []Record) error {
 			rec.State = Failed
 			rec.Reason = "interrupted before the server confirmed it, and not at the destination: copied again"
 		}
-		if err := r.cp.Put(rec); err != nil {
-			return fmt.Errorf("write state: %w", err)
+		if err := r.stage(rec); err != nil {
+			return err
 		}
+	}
+	if err := r.flush(); err != nil {
+		return err
 	}
 	if len(pending) > 0 {
 		r.note("%d message(s) were in flight when the last run stopped: %d found at the destination, %d to copy again",
@@ -485,8 +540,17 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		}
 		return &stopError{fmt.Errorf("spool message to %s: %w", r.opt.SpoolDir, err)}
 	}
-	body := sw.body()
-	defer body.Release()
+	body, err := sw.body()
+	if err != nil {
+		return &stopError{fmt.Errorf("spool message to %s: %w", r.opt.SpoolDir, err)}
+	}
+	j := &job{body: body, send: body}
+	owned := false // by the upload stage, which releases it
+	defer func() {
+		if !owned {
+			j.release()
+		}
+	}()
 
 	h := mime.ParseHeader(probe.Header())
 	fp := fpw.Sum().String()
@@ -525,20 +589,49 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	if spamNote != "" {
 		ev.Spam += "; " + spamNote
 	}
-	ropts := mime.RepairOptions{Date: date, EncodeHeaders: r.opt.EncodeHeaders, FoldLines: r.opt.FoldLines}
-	send := body
-	if probe.Needs(ropts) {
-		if send, err = r.repair(&rec, &ev, body, ropts, ""); err != nil {
+	j.rec, j.ev, j.flags, j.h, j.fp = rec, ev, flags, h, fp
+	j.ropts = mime.RepairOptions{Date: date, EncodeHeaders: r.opt.EncodeHeaders, FoldLines: r.opt.FoldLines}
+	if probe.Needs(j.ropts) {
+		if j.send, err = r.repair(&j.rec, &j.ev, body, j.ropts, ""); err != nil {
 			return err
 		}
-		if send != body {
-			defer send.Release()
+	}
+	r.describe(&j.rec, &j.ev, j.send, h, fp)
+	if r.pipe != nil {
+		owned, err = r.enqueue(ctx, j)
+		if owned || err != nil {
+			return err
 		}
 	}
-	r.describe(&rec, &ev, send, h, fp)
+	return r.deliver(ctx, j, 0)
+}
+
+// job is one message on its way to the destination.
+type job struct {
+	rec        Record
+	ev         Event
+	flags      []string
+	body, send *Body // as read, and as sent (the same unless repaired)
+	h          mime.Header
+	fp         string
+	ropts      mime.RepairOptions
+}
+
+func (j *job) release() {
+	if j.send != j.body {
+		j.send.Release()
+	}
+	j.body.Release()
+}
+
+// deliver copies one message on the runner's own connection, starting at
+// attempt (above 0 when an earlier append may have reached the server): it
+// retries transient failures and answers a refusal with the matching repair,
+// once, before keeping the message in the quarantine.
+func (r *runner) deliver(ctx context.Context, j *job, attempt int) error {
 	repaired := false
-	for attempt := 0; ; attempt++ {
-		err := r.copy(ctx, &rec, &ev, flags, send, attempt)
+	for ; ; attempt++ {
+		err := r.copy(ctx, &j.rec, &j.ev, j.flags, j.send, attempt)
 		if err == nil {
 			return nil
 		}
@@ -546,23 +639,23 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		if errors.As(err, &perm) {
 			// A refusal names what the server disliked: try the matching
 			// repair once, then give up on this message.
-			if more, ok := repairFor(err.Error(), ropts); ok && !repaired {
-				repaired, ropts = true, more
-				next, rerr := r.repair(&rec, &ev, body, ropts, err.Error())
+			if more, ok := repairFor(err.Error(), j.ropts); ok && !repaired {
+				repaired, j.ropts = true, more
+				next, rerr := r.repair(&j.rec, &j.ev, j.body, j.ropts, err.Error())
 				if rerr != nil {
 					return rerr
 				}
-				if next != send {
-					if send != body {
-						send.Release()
+				if next != j.send {
+					if j.send != j.body {
+						j.send.Release()
 					}
-					send = next
-					r.describe(&rec, &ev, send, h, fp)
+					j.send = next
+					r.describe(&j.rec, &j.ev, j.send, j.h, j.fp)
 					attempt = -1
 					continue
 				}
 			}
-			return r.fail(&rec, &ev, body, err)
+			return r.fail(&j.rec, &j.ev, j.body, err)
 		}
 		clear(r.idx) // the append may have landed: look again before appending
 		again, perr := r.again(ctx, err, attempt, r.dst.Describe()+" (checking before trying again)")
@@ -655,35 +748,59 @@ func repairFor(refusal string, opts mime.RepairOptions) (mime.RepairOptions, boo
 // copy decides and, if needed, appends one message. attempt > 0 means an
 // earlier append of the same message may have reached the server.
 func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []string, body *Body, attempt int) error {
-	box, err := r.mailbox(ctx, rec.Folder)
+	settled, err := r.prepare(ctx, rec, ev, flags, attempt)
+	if settled || err != nil {
+		return err
+	}
+	rec.State, rec.At, rec.Reason = Pending, r.opt.Now(), ""
+	if err := r.put(*rec); err != nil {
+		return err
+	}
+	// The message in flight is finished even when the user interrupts: its
+	// outcome is then recorded, not left for the next run to reconcile.
+	app, err := r.dst.Append(context.WithoutCancel(ctx), rec.Folder, Outgoing{Body: body, Flags: rec.Flags, Date: rec.Date})
 	if err != nil {
 		return err
 	}
+	return r.copied(rec, ev, app)
+}
+
+// prepare decides whether a message is to be appended: it may be a
+// duplicate of one already copied, or already at the destination (settled
+// then), or too big. It readies the folder and the flags to send.
+func (r *runner) prepare(ctx context.Context, rec *Record, ev *Event, flags []string, attempt int) (settled bool, err error) {
+	box, err := r.mailbox(ctx, rec.Folder)
+	if err != nil {
+		return false, err
+	}
 	rec.Folder, ev.Folder, rec.UIDValidity = box.Name, box.Name, box.UIDValidity
 	if !r.opt.KeepDuplicates && attempt == 0 {
-		other, ok, err := r.cp.ByFingerprint(box.Name, rec.Fingerprint)
-		if err != nil {
-			return &stopError{fmt.Errorf("read state: %w", err)}
+		other, ok := r.claimed[claimKey(box.Name, rec.Fingerprint)]
+		if !ok {
+			other, ok, err = r.cp.ByFingerprint(box.Name, rec.Fingerprint)
+			if err != nil {
+				return false, &stopError{fmt.Errorf("read state: %w", err)}
+			}
 		}
 		if ok && other != rec.ID {
-			return r.settle(rec, ev, Duplicate, ActDuplicate, 0, "same content as "+other+", already in "+box.Name)
+			return true, r.settle(rec, ev, Duplicate, ActDuplicate, 0, "same content as "+other+", already in "+box.Name)
 		}
 	}
 	if !r.opt.KeepDuplicates || attempt > 0 {
 		uid, found, err := r.lookup(ctx, box.Name, rec.Key, rec.MessageID != "", rec.Size, rec.Fingerprint)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if found {
 			if attempt > 0 {
 				r.sum.Bytes += rec.Size
-				return r.settle(rec, ev, Copied, r.copiedAction(), uid, "confirmed at the destination after a lost reply")
+				return true, r.settle(rec, ev, Copied, r.copiedAction(), uid, "confirmed at the destination after a lost reply")
 			}
-			return r.settle(rec, ev, Present, ActPresent, uid, "already in "+box.Name)
+			return true, r.settle(rec, ev, Present, ActPresent, uid, "already in "+box.Name)
 		}
 	}
 	if box.AppendLimit > 0 && rec.Size > box.AppendLimit {
-		return &Permanent{Err: fmt.Errorf("%d bytes, more than the %d the server accepts (APPENDLIMIT): not truncated", rec.Size, box.AppendLimit)}
+		return false, &Permanent{Err: fmt.Errorf("%d bytes, more than the %d the server accepts (APPENDLIMIT): not truncated", rec.Size, box.AppendLimit)}
 	}
 	perm := box.Permanent
 	if box.FlagsUnknown || !box.Exists {
@@ -693,20 +810,15 @@ func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []strin
 	}
 	kept, dropped := SanitizeFlags(flags, perm)
 	ev.Flags, ev.Dropped, rec.Flags = kept, dropped, kept
-	rec.State, rec.At, rec.Reason = Pending, r.opt.Now(), ""
-	if err := r.cp.Put(*rec); err != nil {
-		return &stopError{fmt.Errorf("write state: %w", err)}
-	}
-	// The message in flight is finished even when the user interrupts: its
-	// outcome is then recorded, not left for the next run to reconcile.
-	app, err := r.dst.Append(context.WithoutCancel(ctx), box.Name, Outgoing{Body: body, Flags: kept, Date: rec.Date})
-	if err != nil {
-		return err
-	}
+	return false, nil
+}
+
+// copied records a message the server confirmed.
+func (r *runner) copied(rec *Record, ev *Event, app Appended) error {
 	if app.UIDValidity != 0 {
 		rec.UIDValidity = app.UIDValidity
 	}
-	if ix := r.idx[box.Name]; ix != nil {
+	if ix := r.idx[rec.Folder]; ix != nil {
 		ix.add(rec.Key, app.UID, rec.Size, rec.Fingerprint)
 	}
 	r.sum.Bytes += rec.Size
@@ -725,8 +837,8 @@ func (r *runner) copiedAction() Action {
 
 func (r *runner) settle(rec *Record, ev *Event, st State, act Action, uid uint32, reason string) error {
 	rec.State, rec.UID, rec.Reason, rec.At = st, uid, reason, r.opt.Now()
-	if err := r.cp.Put(*rec); err != nil {
-		return &stopError{fmt.Errorf("write state: %w", err)}
+	if err := r.stage(*rec); err != nil {
+		return err
 	}
 	r.done[rec.ID] = st
 	switch st {
@@ -752,8 +864,8 @@ func (r *runner) fail(rec *Record, ev *Event, body *Body, cause error) error {
 		}
 		rec.Reason += "; kept in " + path
 	}
-	if err := r.cp.Put(*rec); err != nil {
-		return &stopError{fmt.Errorf("write state: %w", err)}
+	if err := r.stage(*rec); err != nil {
+		return err
 	}
 	r.sum.Failed++
 	ev.Action, ev.Reason = ActFailed, rec.Reason

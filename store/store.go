@@ -111,11 +111,29 @@ func (s *Store) Get(id string) (migrate.Record, bool, error) {
 
 // Put implements migrate.Checkpoint.
 func (s *Store) Put(r migrate.Record) error {
+	return s.PutMany([]migrate.Record{r})
+}
+
+// PutMany stores records in one transaction: one fsync for all of them.
+// Either all of them survive a crash or none does. A later record with the
+// same ID replaces an earlier one.
+func (s *Store) PutMany(recs []migrate.Record) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, r := range recs {
+			if err := put(tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func put(tx *bolt.Tx, r migrate.Record) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	{
 		msgs, fps := tx.Bucket(bucketMsgs), tx.Bucket(bucketFP)
 		if old := msgs.Get([]byte(r.ID)); old != nil {
 			var o migrate.Record
@@ -132,7 +150,7 @@ func (s *Store) Put(r migrate.Record) error {
 			}
 		}
 		return msgs.Put([]byte(r.ID), v)
-	})
+	}
 }
 
 // ByFingerprint implements migrate.Checkpoint.

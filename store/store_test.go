@@ -65,3 +65,37 @@ func TestStore(t *testing.T) {
 		t.Fatalf("%d records", n)
 	}
 }
+
+// TestPutMany: one transaction; a later record of the same ID wins, and the
+// fingerprint index follows it within the batch.
+func TestPutMany(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := migrate.Record{ID: "a", State: migrate.Pending, Folder: "INBOX", Fingerprint: "fa"}
+	b := migrate.Record{ID: "b", State: migrate.Copied, Folder: "INBOX", Fingerprint: "fb", UID: 2}
+	done := a
+	done.State, done.UID = migrate.Copied, 1
+	if err := s.PutMany([]migrate.Record{a, b, done}); err != nil {
+		t.Fatal(err)
+	}
+	for id, fp := range map[string]string{"a": "fa", "b": "fb"} {
+		got, ok, _ := s.Get(id)
+		if !ok || got.State != migrate.Copied {
+			t.Fatalf("%s: %+v %v", id, got, ok)
+		}
+		if who, ok, _ := s.ByFingerprint("INBOX", fp); !ok || who != id {
+			t.Fatalf("ByFingerprint(%s) = %q %v", fp, who, ok)
+		}
+	}
+	failed := done
+	failed.State = migrate.Failed
+	if err := s.PutMany([]migrate.Record{failed}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.ByFingerprint("INBOX", "fa"); ok {
+		t.Fatal("a failed message still counts as copied")
+	}
+}

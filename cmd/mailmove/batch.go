@@ -189,9 +189,13 @@ func (s *slots) take(ctx context.Context, servers []string) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		free := true
+		need := map[string]int{}
 		for _, k := range servers {
-			if s.used[k] >= s.max {
+			need[k]++ // a server named n times needs n slots
+		}
+		free := true
+		for k, n := range need {
+			if s.used[k]+n > s.max {
 				free = false
 			}
 		}
@@ -220,7 +224,7 @@ func batch(args []string, stdout, stderr io.Writer, ctx context.Context) int {
 	fs.SetOutput(stderr)
 	jobsN := fs.Int("jobs", 2, "mailboxes migrated at the same time")
 	shard := fs.String("shard", "", "run only the K-th of N disjoint slices of the batch: K/N")
-	maxConns := fs.Int("max-connections", 2, "connections per server at most, across all jobs")
+	maxConns := fs.Int("max-connections", 8, "connections per server at most, across all jobs (each job appends over its share less one)")
 	report := fs.String("report", "", "write the batch report (JSON) to this file")
 	stateDir := fs.String("state-dir", "", "directory of the mailboxes' state files (default $XDG_STATE_HOME/mailmove)")
 	fs.Usage = func() {
@@ -262,7 +266,7 @@ func batch(args []string, stdout, stderr io.Writer, ctx context.Context) int {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				results[i] = runJob(ctx, jobs[i], common, *stateDir, caps, func(s string) { lines.set(i, s, false) })
+				results[i] = runJob(ctx, jobs[i], common, *stateDir, caps, *jobsN, func(s string) { lines.set(i, s, false) })
 				lines.set(i, fmt.Sprintf("line %d %s → %s: %s", jobs[i].Line, jobs[i].From, jobs[i].To, results[i].Outcome), true)
 			}
 		}()
@@ -315,10 +319,10 @@ func indexOf(s []string, v string) int {
 
 // runJob migrates one mailbox with its own state and turns the outcome into
 // the batch's words.
-func runJob(ctx context.Context, j Job, common []string, stateDir string, caps *slots, progress func(string)) JobResult {
+func runJob(ctx context.Context, j Job, common []string, stateDir string, caps *slots, jobs int, progress func(string)) JobResult {
 	res := JobResult{Job: j}
 	start := time.Now()
-	err := migrateJob(ctx, &res, common, stateDir, caps, progress)
+	err := migrateJob(ctx, &res, common, stateDir, caps, jobs, progress)
 	res.Duration = time.Since(start)
 	if res.Outcome != "" {
 		return res // not run: finished earlier, or interrupted before its turn
@@ -337,7 +341,7 @@ func runJob(ctx context.Context, j Job, common []string, stateDir string, caps *
 
 // migrateJob runs the migration of res.Job, unless its last run finished
 // with nothing failed; it waits for a connection slot on each server.
-func migrateJob(ctx context.Context, res *JobResult, common []string, stateDir string, caps *slots, progress func(string)) error {
+func migrateJob(ctx context.Context, res *JobResult, common []string, stateDir string, caps *slots, jobs int, progress func(string)) error {
 	j := res.Job
 	from, err := endpointOf(j.From, j.FromPassSrc)
 	if err != nil {
@@ -355,11 +359,17 @@ func migrateJob(ctx context.Context, res *JobResult, common []string, stateDir s
 		res.Outcome, res.Exit = "done by an earlier run: not touched", exitOK
 		return nil
 	}
+	// Each job appends over conns connections besides its main one, within
+	// its share of the per-server cap.
+	conns := appendConnections(4, caps.max/max(jobs, 1), to.Host)
 	var servers []string
 	for _, e := range []Endpoint{from, to} {
 		if e.Type != "mbox" {
 			servers = append(servers, strings.ToLower(e.addr()))
 		}
+	}
+	for range conns {
+		servers = append(servers, strings.ToLower(to.addr()))
 	}
 	sort.Strings(servers)
 	label := fmt.Sprintf("line %d %s → %s", j.Line, j.From, j.To)
@@ -371,6 +381,7 @@ func migrateJob(ctx context.Context, res *JobResult, common []string, stateDir s
 	defer caps.give(servers)
 	m := &Main{Stdout: io.Discard, Stderr: io.Discard, batchJob: true}
 	args := append(append([]string{"--from", "from", "--to", "to", "--state", res.State, "--quiet"}, common...), j.Options...)
+	args = append(args, "--connections", strconv.Itoa(conns), "--max-connections", "0")
 	if err := m.ParseFlags(args); err != nil {
 		return err
 	}

@@ -48,6 +48,8 @@ func writeMaildir(b *testing.B, dir string, msgs [][]byte) {
 // starts from the parent's size at fork, here the benchmark's own.
 func measure(b *testing.B, cmd *exec.Cmd) (time.Duration, int64) {
 	b.Helper()
+	busy0 := busyCPU()
+	defer func() { b.ReportMetric(busyCPU()-busy0, "machine-cpu-s") }()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -148,33 +150,22 @@ func BenchmarkMigrate(b *testing.B) {
 	})
 	for _, rtt := range []time.Duration{0, 40 * time.Millisecond} {
 		name := fmt.Sprintf("%dms", rtt.Milliseconds())
-		for _, from := range []string{"pop3", "mbox"} {
-			b.Run("mailmove-"+from+"-"+name, func(b *testing.B) {
-				for b.Loop() {
-					dst, err := srv.AddUser()
-					if err != nil {
-						b.Fatal(err)
+		for _, transport := range []string{"tls", "plain"} {
+			for _, from := range []string{"pop3", "mbox"} {
+				b.Run("mailmove-"+from+"-"+transport+"-"+name, func(b *testing.B) {
+					for b.Loop() {
+						dst, err := srv.AddUser()
+						if err != nil {
+							b.Fatal(err)
+						}
+						took, rss := benchMailmove(b, srv, src, dst, from, transport, mboxPath, rtt)
+						if n := countINBOX(b, srv, dst); n != len(msgs) {
+							b.Fatalf("mailmove delivered %d of %d", n, len(msgs))
+						}
+						reportRun(b, msgs, took, rss)
 					}
-					pop, _ := faultproxy.Start(srv.POP3S)
-					im, _ := faultproxy.Start(srv.IMAPS)
-					pop.Always(faultproxy.Fault{Latency: rtt / 2})
-					im.Always(faultproxy.Fault{Latency: rtt / 2})
-					fromArg := "pop3s://" + src.Name + "@" + pop.Addr()
-					if from == "mbox" {
-						fromArg = "mbox:" + mboxPath
-					}
-					cmd := exec.Command(os.Args[0], "--from", fromArg, "--to", "imaps://"+dst.Name+"@"+im.Addr(),
-						"--ca-file", srv.CAFile, "--state", filepath.Join(b.TempDir(), "state.db"), "--quiet", "--spam", "ignore")
-					cmd.Env = append(os.Environ(), "MAILMOVE_AS_MAIN=1", "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
-					took, rss := measure(b, cmd)
-					pop.Close()
-					im.Close()
-					if n := countINBOX(b, srv, dst); n != len(msgs) {
-						b.Fatalf("mailmove delivered %d of %d", n, len(msgs))
-					}
-					reportRun(b, msgs, took, rss)
-				}
-			})
+				})
+			}
 		}
 		b.Run("mbsync-maildir-"+name, func(b *testing.B) {
 			bin, err := exec.LookPath("mbsync")
@@ -226,4 +217,60 @@ Sync Push
 			}
 		})
 	}
+}
+
+// benchMailmove runs mailmove as its own process from src's POP3 mailbox (or
+// the mbox file) to dst, through latency proxies of round trip rtt, over TLS
+// or, as mbsync is run, in plaintext. BENCH_ARGS adds flags, to compare.
+func benchMailmove(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.User, from, transport, mboxPath string, rtt time.Duration) (time.Duration, int64) {
+	popAddr, imapAddr := srv.POP3S, srv.IMAPS
+	if transport == "plain" {
+		popAddr, imapAddr = srv.POP3, srv.IMAP
+	}
+	pop, _ := faultproxy.Start(popAddr)
+	im, _ := faultproxy.Start(imapAddr)
+	defer pop.Close()
+	defer im.Close()
+	pop.Always(faultproxy.Fault{Latency: rtt / 2})
+	im.Always(faultproxy.Fault{Latency: rtt / 2})
+	args := []string{"--ca-file", srv.CAFile, "--state", filepath.Join(b.TempDir(), "state.db"), "--quiet", "--spam", "ignore"}
+	fromArg, toArg := "pop3s://"+src.Name+"@"+pop.Addr(), "imaps://"+dst.Name+"@"+im.Addr()
+	if transport == "plain" {
+		cfg := filepath.Join(b.TempDir(), "config.toml")
+		endpoint := func(name, typ, addr, user string) string {
+			host, port, _ := strings.Cut(addr, ":")
+			return fmt.Sprintf("[endpoints.%s]\ntype = %q\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", name, typ, host, port, user)
+		}
+		os.WriteFile(cfg, []byte(endpoint("src", "pop3", pop.Addr(), src.Name)+endpoint("dst", "imap", im.Addr(), dst.Name)), 0o600)
+		fromArg, toArg = "src", "dst"
+		args = append(args, "--config", cfg, "--allow-plaintext")
+	}
+	if from == "mbox" {
+		fromArg = "mbox:" + mboxPath
+	}
+	args = append(append(args, "--from", fromArg, "--to", toArg), strings.Fields(os.Getenv("BENCH_ARGS"))...)
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "MAILMOVE_AS_MAIN=1", "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
+	return measure(b, cmd)
+}
+
+// busyCPU is the machine's CPU time spent so far, all processes together
+// (mailmove, Dovecot, the proxies), in seconds: /proc/stat's first line
+// less idle and iowait, in USER_HZ (100 per second on Linux).
+func busyCPU() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	total := 0.0
+	for i, v := range f[1:] {
+		var n float64
+		fmt.Sscan(v, &n)
+		if i != 3 && i != 4 { // idle, iowait
+			total += n
+		}
+	}
+	return total / 100
 }

@@ -194,6 +194,7 @@ type Main struct {
 	rate           string
 	until          string
 	maxConns       int
+	connections    int
 	deleteAfter    bool
 	undoRun        string
 	yes            bool
@@ -280,7 +281,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.debugWire, "debug-wire", false, "print the protocol exchanges on stderr (credentials replaced by ***, message content left out for POP3)")
 	fs.StringVar(&m.rate, "rate", "", "at most this many messages and/or bytes per second to the destination: 5, 2MB or 5,2MB")
 	fs.StringVar(&m.until, "until", "", "stop cleanly at this time of day (HH:MM, local time), as Ctrl-C does; run again to carry on")
-	fs.IntVar(&m.maxConns, "max-connections", 1, "connections per server at most (mailmove uses one per server today)")
+	fs.IntVar(&m.connections, "connections", 4, "IMAP connections appending in parallel (besides the one that lists and checks)")
+	fs.IntVar(&m.maxConns, "max-connections", 0, "connections per server at most, all included (default: the provider's known limit, else no cap)")
 	fs.StringVar(&m.mboxFormat, "mbox-format", "", "mbox flavour: auto, mboxrd, mboxo, mboxcl or mboxcl2 (default auto)")
 	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
 	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
@@ -335,8 +337,8 @@ func (m *Main) ParseFlags(args []string) error {
 	if _, err := migrate.ParseSpamPolicy(m.spam); err != nil {
 		return usagef("--spam: %v", err)
 	}
-	if m.maxConns < 1 {
-		return usagef("--max-connections must be 1 or more")
+	if m.maxConns < 0 || m.connections < 0 {
+		return usagef("--connections and --max-connections must be 0 or more")
 	}
 	if _, _, err := parseRate(m.rate); err != nil {
 		return usagef("--rate: %v", err)
@@ -532,6 +534,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		ReviewFolder:   m.reviewFolder,
 		EncodeHeaders:  m.encodeHeaders,
 		FoldLines:      m.foldLines,
+		Connections:    appendConnections(m.connections, m.maxConns, to.Host),
 	})
 	var until *untilReached
 	if errors.As(context.Cause(ctx), &until) && errors.Is(err, context.Canceled) {
@@ -857,4 +860,25 @@ func spoolDir(dryRun bool, statePath string) string {
 		return ""
 	}
 	return filepath.Dir(statePath)
+}
+
+// providerCaps are the simultaneous IMAP connections a provider allows one
+// account; more get refused, sometimes with a temporary lock.
+var providerCaps = map[string]int{
+	"imap.gmail.com":      15,
+	"imap.googlemail.com": 15,
+}
+
+// appendConnections is how many connections append in parallel: wanted,
+// within the cap (given, else the provider's), which also counts the one
+// connection that lists folders and checks for messages already there.
+func appendConnections(wanted, maxConns int, host string) int {
+	limit := maxConns
+	if limit == 0 {
+		limit = providerCaps[strings.ToLower(host)]
+	}
+	if limit > 0 {
+		wanted = min(wanted, limit-1)
+	}
+	return max(wanted, 0)
 }

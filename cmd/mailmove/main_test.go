@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -25,6 +26,13 @@ var dovecot *dovecottest.Server
 // for all the tests of this package.
 func TestMain(m *testing.M) {
 	if os.Getenv("MAILMOVE_AS_MAIN") == "1" {
+		if path := os.Getenv("MAILMOVE_CPUPROFILE"); path != "" { // for `make bench` investigations
+			f, _ := os.Create(path)
+			pprof.StartCPUProfile(f)
+			code := run(os.Args[1:])
+			pprof.StopCPUProfile()
+			os.Exit(code)
+		}
 		os.Exit(run(os.Args[1:]))
 	}
 	// Never read the developer's own configuration or state.

@@ -369,6 +369,35 @@ func (c *Client) Retr(n int) (io.Reader, error) {
 	return c.open, nil
 }
 
+// QueueRetr writes a RETR command without waiting for the reply (RFC 2449
+// section 6.6, PIPELINING); Flush sends what is queued, and ReadRetr reads
+// the replies in the order the commands went. Only for a server that offers
+// PIPELINING.
+func (c *Client) QueueRetr(n int) error {
+	c.debug("C: RETR " + strconv.Itoa(n))
+	_, err := c.bw.WriteString("RETR " + strconv.Itoa(n) + "\r\n")
+	return err
+}
+
+// Flush sends the queued commands.
+func (c *Client) Flush() error { return c.bw.Flush() }
+
+// ReadRetr reads the reply to the oldest RETR queued and returns the content,
+// as Retr does.
+func (c *Client) ReadRetr() (io.Reader, error) {
+	if c.open != nil {
+		if err := c.open.drain(); err != nil {
+			return nil, err
+		}
+		c.open = nil
+	}
+	if _, err := c.status("RETR"); err != nil {
+		return nil, err
+	}
+	c.open = newDotReader(c.br)
+	return c.open, nil
+}
+
 // headerMax bounds the header kept per message by TopHeaders.
 const headerMax = 256 << 10
 

@@ -284,6 +284,11 @@ func (s *Source) Delete(ctx context.Context, entries []migrate.Entry, batch int,
 	return nil
 }
 
+// retrWindow is how many RETRs may be in flight. The replies queue in the
+// server's socket, not in memory here: the window costs nothing but bytes
+// the server has ready.
+const retrWindow = 512
+
 // Retrieve implements migrate.Source.
 func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(*migrate.Incoming) error) error {
 	if err := s.session(ctx); err != nil {
@@ -291,7 +296,28 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 	}
 	stop := s.closeOnCancel(ctx)
 	defer stop()
-	for _, e := range entries {
+	// With PIPELINING, RETRs go out ahead of the replies, a window at a
+	// time, so that the link never waits a round trip between messages.
+	window := 1
+	if s.c.Has("PIPELINING") {
+		window = retrWindow
+	}
+	sent := 0 // entries whose RETR is sent (or that need none)
+	for i, e := range entries {
+		if sent < len(entries) && sent <= i+window-window/8 {
+			for ; sent < len(entries) && sent < i+window; sent++ {
+				if n, ok := s.number(entries[sent]); ok {
+					if err := s.c.QueueRetr(n); err != nil {
+						s.drop()
+						return err
+					}
+				}
+			}
+			if err := s.c.Flush(); err != nil {
+				s.drop()
+				return fmt.Errorf("retrieve: %w", err)
+			}
+		}
 		num, ok := s.number(e)
 		if !ok {
 			// Gone since it was listed (another client took it): said, not skipped.
@@ -301,7 +327,7 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 			}
 			continue
 		}
-		r, err := s.c.Retr(num)
+		r, err := s.c.ReadRetr()
 		if err != nil {
 			var perr *Error
 			if errors.As(err, &perr) {

@@ -1,0 +1,315 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The upload stage. Messages are read, repaired and decided on one at a time
+// by the runner, which alone touches its state; appends go out in batches,
+// per destination folder and in source order, over the destination's Pipe.
+// The runner takes the outcomes back between batches.
+//
+// Crash safety with batched state writes: the records of a batch are
+// written as pending, in one transaction, before the batch is sent; their
+// outcomes are written in one transaction with the next batch's. A run
+// killed in between leaves them pending, and the next run looks for each at
+// the destination before appending anything (reconcile).
+
+// Batch limits: a batch costs one round trip to commit, and holds its
+// in-memory bodies until the server has answered.
+const (
+	batchCount   = 100
+	batchBytes   = 16 << 20 // spooled bodies count here
+	batchMemory  = 3 << 20  // but not here
+	batchMaxAge  = 250 * time.Millisecond
+	stagedMaxLen = 512
+)
+
+// ClaimKey names a fingerprint in a folder, for the duplicates of this run
+// that the checkpoint does not show yet.
+func claimKey(folder, fp string) string { return folder + "\x00" + fp }
+
+// forming is a batch being filled.
+type forming struct {
+	jobs       []*job
+	bytes, mem int64
+	since      time.Time
+}
+
+type sentBatch struct {
+	jobs []*job
+	res  []AppendResult
+}
+
+// batchPutter is a Checkpoint that writes many records in one transaction.
+type batchPutter interface {
+	PutMany([]Record) error
+}
+
+// stage queues a record for the next flush. A flush makes every staged
+// record durable at once.
+func (r *runner) stage(rec Record) error {
+	key := claimKey(rec.Folder, rec.Fingerprint)
+	switch {
+	case rec.Fingerprint == "":
+	case rec.State == Copied || rec.State == Present || rec.State == Pending:
+		r.claimed[key] = rec.ID
+	case r.claimed[key] == rec.ID:
+		delete(r.claimed, key)
+	}
+	r.staged = append(r.staged, rec)
+	if len(r.staged) >= stagedMaxLen {
+		return r.flush()
+	}
+	return nil
+}
+
+// put writes a record, and everything staged, durably now.
+func (r *runner) put(rec Record) error {
+	if err := r.stage(rec); err != nil {
+		return err
+	}
+	return r.flush()
+}
+
+// flush writes the staged records in one transaction (one fsync).
+func (r *runner) flush() error {
+	if len(r.staged) == 0 {
+		return nil
+	}
+	var err error
+	if bp, ok := r.cp.(batchPutter); ok {
+		err = bp.PutMany(r.staged)
+	} else {
+		for _, rec := range r.staged {
+			if err = r.cp.Put(rec); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return &stopError{fmt.Errorf("write state: %w", err)}
+	}
+	for _, rec := range r.staged {
+		// The checkpoint answers for finished messages from now on.
+		if key := claimKey(rec.Folder, rec.Fingerprint); rec.State.Final() && r.claimed[key] == rec.ID {
+			delete(r.claimed, key)
+		}
+	}
+	r.staged = r.staged[:0]
+	return nil
+}
+
+// enqueue decides on a message and, when it is to be appended, adds it to its
+// folder's batch. It reports whether it took the job over; when it did not
+// (the folder could not be readied, the message is too big), the caller
+// delivers it on its own.
+func (r *runner) enqueue(ctx context.Context, j *job) (bool, error) {
+	if r.stopErr != nil {
+		return false, r.stopErr
+	}
+	settled, err := r.prepare(ctx, &j.rec, &j.ev, j.flags, 0)
+	if settled || err != nil {
+		var stop *stopError
+		if errors.As(err, &stop) {
+			return false, err
+		}
+		return false, nil // settled, or deliver retries and reports
+	}
+	folder := j.rec.Folder
+	if !r.opt.KeepDuplicates {
+		r.claimed[claimKey(folder, j.rec.Fingerprint)] = j.rec.ID
+	}
+	f := r.forming[folder]
+	if f == nil {
+		f = &forming{since: time.Now()}
+		r.forming[folder] = f
+	}
+	f.jobs = append(f.jobs, j)
+	f.bytes += j.send.Size()
+	if j.send.file == nil {
+		f.mem += j.send.Size()
+	}
+	if len(f.jobs) >= batchCount || f.bytes >= batchBytes || f.mem >= batchMemory || time.Since(f.since) >= batchMaxAge {
+		return true, r.submit(ctx, folder)
+	}
+	return true, nil
+}
+
+// submit sends a folder's batch: its records are written as pending, with
+// everything else staged, before the first byte goes out.
+func (r *runner) submit(ctx context.Context, folder string) error {
+	f := r.forming[folder]
+	delete(r.forming, folder)
+	if f == nil || len(f.jobs) == 0 {
+		return nil
+	}
+	msgs := make([]Outgoing, len(f.jobs))
+	for i, j := range f.jobs {
+		j.rec.State, j.rec.At, j.rec.Reason = Pending, r.opt.Now(), ""
+		if err := r.stage(j.rec); err != nil {
+			r.drop(f.jobs)
+			return err
+		}
+		msgs[i] = Outgoing{Body: j.send, Flags: j.rec.Flags, Date: j.rec.Date}
+	}
+	if err := r.flush(); err != nil {
+		r.drop(f.jobs)
+		return err
+	}
+	jobs := f.jobs
+	r.sent++
+	r.pipe.Send(folder, msgs, func(res []AppendResult) {
+		r.mu.Lock()
+		r.results = append(r.results, sentBatch{jobs: jobs, res: res})
+		r.mu.Unlock()
+		select {
+		case r.ready <- struct{}{}:
+		default:
+		}
+	})
+	return r.collect(ctx, false)
+}
+
+// drop gives up jobs never sent: they have no outcome, and the next run
+// copies them.
+func (r *runner) drop(jobs []*job) {
+	for _, j := range jobs {
+		if r.claimed[claimKey(j.rec.Folder, j.rec.Fingerprint)] == j.rec.ID {
+			delete(r.claimed, claimKey(j.rec.Folder, j.rec.Fingerprint))
+		}
+		j.release()
+	}
+}
+
+// submitAll sends every batch being formed, oldest folder first.
+func (r *runner) submitAll(ctx context.Context) error {
+	for len(r.forming) > 0 {
+		var oldest string
+		var at time.Time
+		for folder, f := range r.forming {
+			if oldest == "" || f.since.Before(at) {
+				oldest, at = folder, f.since
+			}
+		}
+		if err := r.submit(ctx, oldest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect takes the outcomes of the batches that have finished, or, with
+// wait, of every batch sent.
+func (r *runner) collect(ctx context.Context, wait bool) error {
+	for {
+		r.mu.Lock()
+		done := r.results
+		r.results = nil
+		r.mu.Unlock()
+		for _, b := range done {
+			r.sent--
+			r.settleBatch(ctx, b)
+		}
+		if !wait || r.sent == 0 {
+			return r.stopErr
+		}
+		<-r.ready
+	}
+}
+
+// settleBatch records a finished batch. Messages the server did not confirm
+// go through deliver, on the runner's own connection: after a refusal
+// (nothing was stored: a MULTIAPPEND is all or nothing, RFC 3502) each is
+// tried alone, so that only the culprit is repaired or kept; after a lost
+// connection each is first looked for at the destination.
+func (r *runner) settleBatch(ctx context.Context, b sentBatch) {
+	paused := false
+	for i, j := range b.jobs {
+		res := b.res[i]
+		err := res.Err
+		switch {
+		case r.stopErr != nil:
+			// Stopping: a confirmed message is recorded, anything else is
+			// left pending for the next run to look for.
+			if err == nil {
+				r.keep(r.copied(&j.rec, &j.ev, res.Appended))
+			}
+		case err == nil:
+			r.keep(r.copied(&j.rec, &j.ev, res.Appended))
+		default:
+			var fatal *Fatal
+			var perm *Permanent
+			var auth *AuthError
+			switch {
+			case errors.As(err, &auth):
+				if !r.pipeRefused {
+					r.pipeRefused = true
+					r.note("an append connection was refused a login (%v): its batches go over the main connection", err)
+				}
+				r.keep(r.deliver(ctx, j, 1))
+			case errors.As(err, &fatal):
+				r.keep(&stopError{err})
+			case errors.As(err, &perm):
+				r.keep(r.deliver(ctx, j, 0))
+			default:
+				if !paused {
+					paused = true
+					clear(r.idx)
+					again, perr := r.again(ctx, err, 0, r.dst.Describe()+" (checking before trying again)")
+					if perr != nil {
+						r.keep(perr)
+					} else if !again {
+						r.keep(&stopError{err})
+					}
+				}
+				if r.stopErr == nil {
+					r.keep(r.deliver(ctx, j, 1))
+				}
+			}
+		}
+		j.release()
+	}
+}
+
+// keep remembers the first error that stops the run.
+func (r *runner) keep(err error) {
+	if err != nil && r.stopErr == nil {
+		var stop *stopError
+		if !errors.As(err, &stop) {
+			err = &stopError{err}
+		}
+		r.stopErr = err
+	}
+}
+
+// closePipe ends the upload stage. After a normal end every batch is sent;
+// after an error or an interruption what is still being formed is dropped
+// and only what is in flight is waited for.
+func (r *runner) closePipe(ctx context.Context, runErr error) error {
+	if r.pipe == nil {
+		return runErr
+	}
+	if runErr == nil && r.stopErr == nil {
+		if err := r.submitAll(ctx); err != nil {
+			runErr = err
+		}
+	}
+	if runErr != nil {
+		r.keep(runErr)
+	}
+	for folder, f := range r.forming {
+		r.drop(f.jobs)
+		delete(r.forming, folder)
+	}
+	err := r.collect(ctx, true)
+	r.pipe.Close()
+	r.pipe = nil
+	if runErr != nil {
+		return runErr
+	}
+	return err
+}
