@@ -150,7 +150,8 @@ type Destination interface {
 // Pipeliner is a Destination that can also append over connections of its
 // own, many messages in flight at once.
 type Pipeliner interface {
-	// Pipe opens an appender of at most n connections. It connects lazily.
+	// Pipe opens an appender of at most n connections, or returns nil when
+	// the destination cannot after all (a decorator around one that cannot).
 	Pipe(n int) Pipe
 }
 

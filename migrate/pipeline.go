@@ -145,7 +145,7 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 		ready:   make(chan struct{}, 1),
 	}
 	if p, ok := dst.(Pipeliner); ok && opt.Connections > 0 {
-		r.pipe = p.Pipe(opt.Connections)
+		r.pipe = p.Pipe(opt.Connections) // nil when it cannot after all
 	}
 	r.sum = Summary{
 		Source: src.Describe(), Destination: dst.Describe(), Run: opt.Run,
@@ -598,8 +598,9 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	}
 	r.describe(&j.rec, &j.ev, j.send, h, fp)
 	if r.pipe != nil {
-		owned, err = r.enqueue(ctx, j)
-		if owned || err != nil {
+		var settled bool
+		owned, settled, err = r.enqueue(ctx, j)
+		if owned || settled || err != nil {
 			return err
 		}
 	}

@@ -24,22 +24,69 @@ type throttled struct {
 	next        time.Time // when the next append may start
 }
 
-func (t *throttled) Append(ctx context.Context, folder string, m Outgoing) (Appended, error) {
+// slot reserves the time to send msgs and returns when they may start.
+func (t *throttled) slot(msgs ...Outgoing) time.Time {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	now := time.Now()
 	start := t.next
 	if start.Before(now) {
 		start = now
 	}
 	var cost time.Duration
-	if t.msgs > 0 {
-		cost = time.Duration(float64(time.Second) / t.msgs)
-	}
-	if t.bytes > 0 && m.Body != nil {
-		cost = max(cost, time.Duration(float64(m.Body.Size())/t.bytes*float64(time.Second)))
+	for _, m := range msgs {
+		var c time.Duration
+		if t.msgs > 0 {
+			c = time.Duration(float64(time.Second) / t.msgs)
+		}
+		if t.bytes > 0 && m.Body != nil {
+			c = max(c, time.Duration(float64(m.Body.Size())/t.bytes*float64(time.Second)))
+		}
+		cost += c
 	}
 	t.next = start.Add(cost)
-	t.mu.Unlock()
+	return start
+}
+
+// Pipe implements Pipeliner when the destination does: a batch waits for
+// its slot before it is handed over, so the average rate holds.
+func (t *throttled) Pipe(n int) Pipe {
+	p, ok := t.Destination.(Pipeliner)
+	if !ok {
+		return nil
+	}
+	return &throttledPipe{Pipe: p.Pipe(n), t: t}
+}
+
+type throttledPipe struct {
+	Pipe
+	t *throttled
+}
+
+// Send hands the messages over one by one, each at its slot, so that no
+// wait is longer than one message's share of the rate; done gets them back
+// together.
+func (p *throttledPipe) Send(folder string, msgs []Outgoing, done func([]AppendResult)) {
+	res := make([]AppendResult, len(msgs))
+	var mu sync.Mutex
+	left := len(msgs)
+	for i, m := range msgs {
+		time.Sleep(time.Until(p.t.slot(m)))
+		p.Pipe.Send(folder, []Outgoing{m}, func(r []AppendResult) {
+			mu.Lock()
+			res[i] = r[0]
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				done(res)
+			}
+		})
+	}
+}
+
+func (t *throttled) Append(ctx context.Context, folder string, m Outgoing) (Appended, error) {
+	start := t.slot(m)
 	if wait := time.Until(start); wait > 0 {
 		timer := time.NewTimer(wait)
 		select {

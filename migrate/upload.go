@@ -104,20 +104,21 @@ func (r *runner) flush() error {
 }
 
 // enqueue decides on a message and, when it is to be appended, adds it to its
-// folder's batch. It reports whether it took the job over; when it did not
+// folder's batch, which then owns it. settled means it needed no append (a
+// duplicate, already there). When it neither took the job nor settled it
 // (the folder could not be readied, the message is too big), the caller
-// delivers it on its own.
-func (r *runner) enqueue(ctx context.Context, j *job) (bool, error) {
+// delivers it on its own, which retries and reports.
+func (r *runner) enqueue(ctx context.Context, j *job) (taken, settled bool, err error) {
 	if r.stopErr != nil {
-		return false, r.stopErr
+		return false, false, r.stopErr
 	}
-	settled, err := r.prepare(ctx, &j.rec, &j.ev, j.flags, 0)
+	settled, err = r.prepare(ctx, &j.rec, &j.ev, j.flags, 0)
 	if settled || err != nil {
 		var stop *stopError
 		if errors.As(err, &stop) {
-			return false, err
+			return false, settled, err
 		}
-		return false, nil // settled, or deliver retries and reports
+		return false, settled, nil
 	}
 	folder := j.rec.Folder
 	if !r.opt.KeepDuplicates {
@@ -134,9 +135,9 @@ func (r *runner) enqueue(ctx context.Context, j *job) (bool, error) {
 		f.mem += j.send.Size()
 	}
 	if len(f.jobs) >= batchCount || f.bytes >= batchBytes || f.mem >= batchMemory || time.Since(f.since) >= batchMaxAge {
-		return true, r.submit(ctx, folder)
+		return true, false, r.submit(ctx, folder)
 	}
-	return true, nil
+	return true, false, nil
 }
 
 // submit sends a folder's batch: its records are written as pending, with
@@ -251,6 +252,10 @@ func (r *runner) settleBatch(ctx context.Context, b sentBatch) {
 					r.note("an append connection was refused a login (%v): its batches go over the main connection", err)
 				}
 				r.keep(r.deliver(ctx, j, 1))
+			case errors.Is(err, ErrFull) && len(b.jobs) > 1:
+				// A MULTIAPPEND is all or nothing: what fits goes one
+				// by one, and the first that does not stops the run.
+				r.keep(r.deliver(ctx, j, 0))
 			case errors.As(err, &fatal):
 				r.keep(&stopError{err})
 			case errors.As(err, &perm):

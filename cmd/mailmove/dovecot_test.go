@@ -335,9 +335,9 @@ func (p *pair) killLoop(t *testing.T, runs, spreadMS int) int {
 
 // startProcess starts mailmove as a real process (this test binary, which
 // TestMain turns into mailmove), with its output collected in out.
-func (p *pair) startProcess(t *testing.T) (*exec.Cmd, *bytes.Buffer) {
+func (p *pair) startProcess(t *testing.T, extra ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], p.args()...)
+	cmd := exec.Command(os.Args[0], p.args(extra...)...)
 	cmd.Env = append(os.Environ(), append(p.env(), "MAILMOVE_AS_MAIN=1")...)
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out

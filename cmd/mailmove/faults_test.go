@@ -90,48 +90,67 @@ func TestFaultCutMidRETR(t *testing.T) {
 	}
 }
 
-// TestFaultCutMidAppend cuts the IMAP connection in the middle of APPEND
-// literals, twice.
+// appendModes are the two ways mailmove appends: batches over parallel
+// connections (the default), and one message at a time over the main
+// connection (--connections 0; also how a batch that failed is retried).
+var appendModes = []struct {
+	name string
+	args []string
+}{{"pipelined", nil}, {"one-connection", []string{"--connections", "0"}}}
+
+// TestFaultCutMidAppend cuts the IMAP upload twice, in the middle of APPEND
+// literals, whichever connection carries them.
 func TestFaultCutMidAppend(t *testing.T) {
-	msgs := faultMailbox(92, 250)
-	f := newFaultPair(t, msgs, false)
-	f.imap.Next(faultproxy.Fault{CutUp: 400_000}, faultproxy.Fault{CutUp: 1_000_000})
-	sum, out, err := f.run(t)
-	if err != nil || sum.Copied != len(msgs) {
-		t.Fatalf("%+v %v\n%s", sum, err, out)
-	}
-	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
-	if _, cuts, _ := f.imap.Counts(); cuts != 2 {
-		t.Fatalf("%d cuts injected, want 2", cuts)
+	for _, mode := range appendModes {
+		t.Run(mode.name, func(t *testing.T) {
+			msgs := faultMailbox(92, 250)
+			f := newFaultPair(t, msgs, false)
+			f.imap.CutUpTotal(400_000, 1_000_000)
+			sum, out, err := f.run(t, mode.args...)
+			if err != nil || sum.Copied != len(msgs) {
+				t.Fatalf("%+v %v\n%s", sum, err, out)
+			}
+			checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+			if _, cuts, _ := f.imap.Counts(); cuts != 2 {
+				t.Fatalf("%d cuts injected, want 2", cuts)
+			}
+		})
 	}
 }
 
 var appendOK = regexp.MustCompile(`^(\S+) OK \[APPENDUID `)
 
-// TestFaultLostAppendReply cuts the connection after the server stored a
-// message but before its OK reached mailmove, three times: each message is
-// found at the destination, not appended again.
+// TestFaultLostAppendReply cuts the connection after the server stored
+// messages but before its OK reached mailmove: each is found at the
+// destination, not appended again. One at a time, three replies are lost;
+// pipelined, the replies to two batches, each for all of its messages.
 func TestFaultLostAppendReply(t *testing.T) {
-	msgs := faultMailbox(93, 200)
-	f := newFaultPair(t, msgs, true)
-	var n atomic.Int32
-	f.imap.Always(faultproxy.Fault{Down: func(line []byte) ([]byte, bool) {
-		if appendOK.Match(line) {
-			switch n.Add(1) {
-			case 5, 60, 61:
-				return nil, true // the OK is lost with the connection
+	for _, mode := range appendModes {
+		t.Run(mode.name, func(t *testing.T) {
+			msgs := faultMailbox(93, 200)
+			f := newFaultPair(t, msgs, true)
+			lose := map[int32]bool{5: true, 60: true, 61: true}
+			if mode.args == nil {
+				lose = map[int32]bool{1: true, 3: true}
 			}
-		}
-		return line, false
-	}})
-	report := filepath.Join(t.TempDir(), "report.json")
-	sum, out, err := f.run(t, "--report", report)
-	if err != nil || sum.Copied != len(msgs) {
-		t.Fatalf("%+v %v\n%s", sum, err, out)
-	}
-	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
-	if got := confirmedAfterLostReply(t, report); got != 3 {
-		t.Fatalf("%d messages confirmed after a lost reply, want 3", got)
+			var n atomic.Int32
+			f.imap.Always(faultproxy.Fault{Down: func(line []byte) ([]byte, bool) {
+				if appendOK.Match(line) && lose[n.Add(1)] {
+					return nil, true // the OK is lost with the connection
+				}
+				return line, false
+			}})
+			report := filepath.Join(t.TempDir(), "report.json")
+			sum, out, err := f.run(t, append(mode.args, "--report", report)...)
+			if err != nil || sum.Copied != len(msgs) {
+				t.Fatalf("%+v %v\n%s", sum, err, out)
+			}
+			checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+			got := confirmedAfterLostReply(t, report)
+			if mode.args != nil && got != 3 || mode.args == nil && got < 2 {
+				t.Fatalf("%d messages confirmed after a lost reply, want 3 one at a time, 2 or more pipelined", got)
+			}
+		})
 	}
 }
 
@@ -155,42 +174,52 @@ func confirmedAfterLostReply(t *testing.T, report string) int {
 }
 
 // TestFaultThrottled turns an APPEND's OK into a throttling refusal with a
-// suggested backoff: the message (which the server did store) is found, not
-// doubled, after at least the suggested pause.
+// suggested backoff: the messages (which the server did store) are found,
+// not doubled, after at least the suggested pause.
 func TestFaultThrottled(t *testing.T) {
-	msgs := faultMailbox(94, 60)
-	f := newFaultPair(t, msgs, true)
-	var n atomic.Int32
-	f.imap.Always(faultproxy.Fault{Down: func(line []byte) ([]byte, bool) {
-		if m := appendOK.FindSubmatch(line); m != nil && n.Add(1) == 7 {
-			return fmt.Appendf(nil, "%s NO [UNAVAILABLE] Request is throttled. Suggested Backoff Time: 1500 ms\r\n", m[1]), false
-		}
-		return line, false
-	}})
-	report := filepath.Join(t.TempDir(), "report.json")
-	start := time.Now()
-	sum, out, err := f.run(t, "--report", report)
-	if err != nil || sum.Copied != len(msgs) {
-		t.Fatalf("%+v %v\n%s", sum, err, out)
-	}
-	if time.Since(start) < 1500*time.Millisecond {
-		t.Fatalf("the suggested backoff was not honoured")
-	}
-	checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
-	if got := confirmedAfterLostReply(t, report); got != 1 {
-		t.Fatalf("%d messages confirmed at the destination, want the throttled one", got)
+	for _, mode := range appendModes {
+		t.Run(mode.name, func(t *testing.T) {
+			msgs := faultMailbox(94, 60)
+			f := newFaultPair(t, msgs, true)
+			which := int32(7)
+			if mode.args == nil {
+				which = 1
+			}
+			var n atomic.Int32
+			f.imap.Always(faultproxy.Fault{Down: func(line []byte) ([]byte, bool) {
+				if m := appendOK.FindSubmatch(line); m != nil && n.Add(1) == which {
+					return fmt.Appendf(nil, "%s NO [UNAVAILABLE] Request is throttled. Suggested Backoff Time: 1500 ms\r\n", m[1]), false
+				}
+				return line, false
+			}})
+			report := filepath.Join(t.TempDir(), "report.json")
+			start := time.Now()
+			sum, out, err := f.run(t, append(mode.args, "--report", report)...)
+			if err != nil || sum.Copied != len(msgs) {
+				t.Fatalf("%+v %v\n%s", sum, err, out)
+			}
+			if time.Since(start) < 1500*time.Millisecond {
+				t.Fatalf("the suggested backoff was not honoured")
+			}
+			checkExactlyOnce(t, msgs, f.fetchAll(t, f.dst, "INBOX"))
+			got := confirmedAfterLostReply(t, report)
+			if mode.args != nil && got != 1 || got < 1 {
+				t.Fatalf("%d messages confirmed at the destination, want the throttled ones", got)
+			}
+		})
 	}
 }
 
 // TestFaultStall freezes the IMAP server, then the POP3 server, in
-// mid-session: the watchdog gives
-// up on it after --timeout of silence, and the run carries on.
+// mid-session: the watchdog gives up on it after --timeout of silence, and
+// the run carries on. (The append connections' deadlines are tested in
+// migrate/imap.)
 func TestFaultStall(t *testing.T) {
 	msgs := faultMailbox(95, 100)
 	f := newFaultPair(t, msgs, false)
 	f.imap.Next(faultproxy.Fault{StallDown: 3_000})
 	f.pop.Next(faultproxy.Fault{StallDown: 300_000}) // and the POP3 server, mid-RETR
-	sum, out, err := f.run(t)
+	sum, out, err := f.run(t, "--connections", "0")
 	if err != nil || sum.Copied != len(msgs) {
 		t.Fatalf("%+v %v\n%s", sum, err, out)
 	}
@@ -207,7 +236,7 @@ func TestFaultStall(t *testing.T) {
 func TestDovecotRestart(t *testing.T) {
 	msgs := faultMailbox(96, 1200)
 	p := newPair(t, msgs)
-	cmd, out := p.startProcess(t)
+	cmd, out := p.startProcess(t, "--rate", "400") // 3 s: the restart comes mid-run
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	time.Sleep(1200 * time.Millisecond)
@@ -230,10 +259,16 @@ func TestDovecotRestart(t *testing.T) {
 // once with exit 5, every message it copied is there once, and the rest wait
 // at the source.
 func TestQuotaFull(t *testing.T) {
+	for i, mode := range appendModes {
+		t.Run(mode.name, func(t *testing.T) { testQuotaFull(t, i, mode.args) })
+	}
+}
+
+func testQuotaFull(t *testing.T, user int, extra []string) {
 	msgs := faultMailbox(97, 120)
 	p := newPair(t, msgs)
-	p.dst = p.srv.QuotaUser()
-	sum, out, err := p.runMain(t, p.args()...)
+	p.dst = p.srv.QuotaUser(user)
+	sum, out, err := p.runMain(t, p.args(extra...)...)
 	var buf bytes.Buffer
 	if code := exitCode(&buf, sum, err); code != exitFull || !errors.Is(err, migrate.ErrFull) {
 		t.Fatalf("exit %d: %v\n%s%s", code, err, buf.String(), out)

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -195,6 +196,8 @@ type Main struct {
 	until          string
 	maxConns       int
 	connections    int
+	wireOnce       sync.Once
+	wire           io.Writer // m.Stderr, shared by every --debug-wire redactor
 	deleteAfter    bool
 	undoRun        string
 	yes            bool
@@ -755,7 +758,21 @@ func (m *Main) wireLog(user, pass string) io.Writer {
 	if !m.debugWire {
 		return nil
 	}
-	return migrate.Redactor(m.Stderr, user, pass)
+	m.wireOnce.Do(func() { m.wire = &lockedWriter{w: m.Stderr} })
+	return migrate.Redactor(m.wire, user, pass)
+}
+
+// lockedWriter serialises the lines of the redactors of both servers and of
+// the parallel append connections.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // untilReached is the --until time arriving: a clean stop, like Ctrl-C.

@@ -33,7 +33,7 @@ func TestStatus(t *testing.T) {
 	if out := status(); !strings.Contains(out, "no migration yet") {
 		t.Fatalf("before: %s", out)
 	}
-	cmd, _ := p.startProcess(t)
+	cmd, _ := p.startProcess(t, "--rate", "300") // 4 s, to be seen running
 	var during string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
 		if during = status(); strings.Contains(during, "INBOX") && strings.Contains(during, "copied") {

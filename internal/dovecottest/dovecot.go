@@ -166,12 +166,17 @@ func (s *Server) Doveadm(args ...string) *exec.Cmd {
 	return exec.Command(bin, append([]string{"-c", s.conf}, args...)...)
 }
 
-// QuotaUser is an account with a storage quota of about quotaKB kilobytes.
-func (s *Server) QuotaUser() User {
-	return User{Name: "quota@example.test", Password: "pw-quota-" + filepath.Base(s.Dir), Home: filepath.Join(s.Dir, "homes", "quota")}
+// QuotaUser is the i-th (0 to quotaUsers-1) account with a storage quota of
+// about quotaKB kilobytes.
+func (s *Server) QuotaUser(i int) User {
+	name := fmt.Sprintf("quota%d", i)
+	return User{Name: name + "@example.test", Password: "pw-" + name + "-" + filepath.Base(s.Dir), Home: filepath.Join(s.Dir, "homes", name)}
 }
 
-const quotaKB = 300
+const (
+	quotaKB    = 300
+	quotaUsers = 4
+)
 
 // Stop stops Dovecot and removes its directory.
 func (s *Server) Stop() {
@@ -230,15 +235,19 @@ func (s *Server) makeUsers() error {
 			return err
 		}
 	}
-	q := s.QuotaUser()
-	for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
-		if err := os.MkdirAll(filepath.Join(q.Home, d), 0o700); err != nil {
+	for i := range quotaUsers {
+		q := s.QuotaUser(i)
+		for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
+			if err := os.MkdirAll(filepath.Join(q.Home, d), 0o700); err != nil {
+				return err
+			}
+			os.Chown(filepath.Join(q.Home, d), uid, uid)
+		}
+		if _, err = fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s::userdb_quota_rule=*:storage=%dK\n", q.Name, q.Password, uid, uid, q.Home, quotaKB); err != nil {
 			return err
 		}
-		os.Chown(filepath.Join(q.Home, d), uid, uid)
 	}
-	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s::userdb_quota_rule=*:storage=%dK\n", q.Name, q.Password, uid, uid, q.Home, quotaKB)
-	return err
+	return nil
 }
 
 func (s *Server) user(i int) User {

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -49,7 +50,10 @@ type Proxy struct {
 	cuts   int
 	stalls int
 	live   []net.Conn
-	wg     sync.WaitGroup
+
+	upBytes   int64   // client bytes forwarded, all connections together
+	totalCuts []int64 // CutUpTotal offsets still to come
+	wg        sync.WaitGroup
 }
 
 // Start listens on 127.0.0.1 and forwards to target.
@@ -79,6 +83,32 @@ func (p *Proxy) Always(f Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.always = &f
+}
+
+// CutUpTotal cuts, for each offset, whichever connection carries the
+// client byte at that offset counted over all connections together: a cut
+// in the middle of the upload wherever it runs, when a client opens several
+// connections in an order of its own.
+func (p *Proxy) CutUpTotal(offsets ...int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.totalCuts = append(p.totalCuts, offsets...)
+	slices.Sort(p.totalCuts)
+}
+
+// upTotal counts n more client bytes and returns how many of them may pass
+// before a cut is due, or -1 when none is.
+func (p *Proxy) upTotal(n int64) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.totalCuts) > 0 && p.upBytes+n >= p.totalCuts[0] {
+		pass := p.totalCuts[0] - p.upBytes
+		p.totalCuts = p.totalCuts[1:]
+		p.upBytes += pass
+		return pass
+	}
+	p.upBytes += n
+	return -1
 }
 
 // Counts returns the connections accepted and the cuts and stalls injected.
@@ -155,11 +185,11 @@ func (p *Proxy) serve(client net.Conn, f Fault) {
 		defer stopDown()
 	}
 	go func() {
-		p.pipe(up, client, f.CutUp, 0, f.Delay, f.Up, closeBoth)
+		p.pipe(up, client, f.CutUp, 0, f.Delay, f.Up, closeBoth, true)
 		done <- struct{}{}
 	}()
 	go func() {
-		p.pipe(down, server, f.CutDown, f.StallDown, f.Delay, f.Down, closeBoth)
+		p.pipe(down, server, f.CutDown, f.StallDown, f.Delay, f.Down, closeBoth, false)
 		done <- struct{}{}
 	}()
 	<-done
@@ -170,11 +200,21 @@ func (p *Proxy) serve(client net.Conn, f Fault) {
 // pipe copies src to dst, applying a cut, a stall, a delay and a line
 // filter.
 func (p *Proxy) pipe(dst io.Writer, src io.Reader, cut, stall int64, delay time.Duration,
-	filter func([]byte) ([]byte, bool), closeBoth func()) {
+	filter func([]byte) ([]byte, bool), closeBoth func(), upstream bool) {
 	var sent int64
 	write := func(b []byte) bool {
 		if delay > 0 {
 			time.Sleep(delay)
+		}
+		if upstream {
+			if pass := p.upTotal(int64(len(b))); pass >= 0 {
+				dst.Write(b[:pass])
+				p.mu.Lock()
+				p.cuts++
+				p.mu.Unlock()
+				closeBoth()
+				return false
+			}
 		}
 		if stall > 0 && sent+int64(len(b)) >= stall {
 			b = b[:stall-sent]
