@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,8 +251,148 @@ func benchMailmove(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.U
 		fromArg = "mbox:" + mboxPath
 	}
 	args = append(append(args, "--from", fromArg, "--to", toArg), strings.Fields(os.Getenv("BENCH_ARGS"))...)
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "MAILMOVE_AS_MAIN=1", "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
+	cmd := exec.Command(mailmoveBinary(b), args...)
+	cmd.Env = append(os.Environ(), "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
+	return measure(b, cmd)
+}
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// mailmoveBinary builds the real mailmove binary once, so that its memory is
+// measured, not the test binary's.
+func mailmoveBinary(b *testing.B) string {
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mailmove-bin-")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryPath = filepath.Join(dir, "mailmove")
+		out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput()
+		if err != nil {
+			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		b.Fatal(binaryErr)
+	}
+	return binaryPath
+}
+
+// BenchmarkLargeMessages measures peak memory on a mailbox of 50 MB
+// messages among small ones, POP3 → IMAP over TLS: big messages wait in
+// spool files, not in memory.
+func BenchmarkLargeMessages(b *testing.B) {
+	srv := dovecottest.Need(b, dovecot)
+	var msgs [][]byte
+	small := mailgen.Mailbox(mailgen.Options{Seed: 801, Count: 60, MaxAttach: 16 << 10})
+	for i := range 4 {
+		msgs = append(msgs, small[i*15:(i+1)*15]...)
+		msgs = append(msgs, bigMessage(i, 50<<20))
+	}
+	b.Logf("%d messages, %.1f MB", len(msgs), float64(totalSize(msgs))/(1<<20))
+	src, err := srv.AddUser()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Seed(src, msgs); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		dst, err := srv.AddUser()
+		if err != nil {
+			b.Fatal(err)
+		}
+		took, rss := benchMailmove(b, srv, src, dst, "pop3", "tls", "", 0)
+		if n := countINBOX(b, srv, dst); n != len(msgs) {
+			b.Fatalf("mailmove delivered %d of %d", n, len(msgs))
+		}
+		reportRun(b, msgs, took, rss)
+	}
+}
+
+// bigMessage is a message of about size bytes: a base64 attachment.
+func bigMessage(i, size int) []byte {
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "From: a@example.org\nTo: b@example.org\nSubject: big %d\nMessage-ID: <big-%d@bench>\n"+
+		"Date: Mon, 1 Jan 2024 10:00:00 +0000\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"+
+		"--b\nContent-Type: text/plain\n\nsee attached\n--b\nContent-Type: application/octet-stream\n"+
+		"Content-Transfer-Encoding: base64\n\n", i, i)
+	line := make([]byte, 57)
+	enc := make([]byte, 76)
+	for n := 0; buf.Len() < size; n++ {
+		for j := range line {
+			line[j] = byte(n*7 + j*13 + i)
+		}
+		base64.StdEncoding.Encode(enc, line)
+		buf.Write(enc)
+		buf.WriteByte('\n')
+	}
+	buf.WriteString("--b--\n")
+	return buf.Bytes()
+}
+
+// BenchmarkScale measures the time per message at 1,000 and at 100,000
+// small messages (POP3 → IMAP, plaintext, no added latency, so that nothing
+// but mailmove and the server weighs), then a second run over the 100,000
+// already copied, which must decide "nothing to do" quickly.
+// BENCH_SCALE overrides the large count.
+func BenchmarkScale(b *testing.B) {
+	srv := dovecottest.Need(b, dovecot)
+	large := 100_000
+	if v := os.Getenv("BENCH_SCALE"); v != "" {
+		fmt.Sscan(v, &large)
+	}
+	all := mailgen.Mailbox(mailgen.Options{Seed: 900, Count: large, MaxAttach: 16 << 10})
+	b.Logf("%d messages, %.1f MB", len(all), float64(totalSize(all))/(1<<20))
+	for _, n := range []int{1000, large} {
+		msgs := all[:n]
+		src, err := srv.AddUser()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := srv.Seed(src, msgs); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("copy-%d", n), func(b *testing.B) {
+			for b.Loop() {
+				dst, err := srv.AddUser()
+				if err != nil {
+					b.Fatal(err)
+				}
+				state := filepath.Join(b.TempDir(), "state.db")
+				took, rss := benchMailmoveState(b, srv, src, dst, state)
+				if got := countINBOX(b, srv, dst); got != n {
+					b.Fatalf("mailmove delivered %d of %d", got, n)
+				}
+				reportRun(b, msgs, took, rss)
+				b.ReportMetric(took.Seconds()*1e6/float64(n), "µs/msg")
+				if n == large {
+					took, rss = benchMailmoveState(b, srv, src, dst, state)
+					b.ReportMetric(took.Seconds(), "resume-s")
+					b.ReportMetric(float64(rss)/(1<<20), "resume-peak-RSS-MB")
+				}
+			}
+		})
+	}
+}
+
+// benchMailmoveState runs POP3 → IMAP in plaintext on loopback with the
+// given state file.
+func benchMailmoveState(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.User, state string) (time.Duration, int64) {
+	cfg := filepath.Join(filepath.Dir(state), "config.toml")
+	endpoint := func(name, typ, addr, user string) string {
+		host, port, _ := strings.Cut(addr, ":")
+		return fmt.Sprintf("[endpoints.%s]\ntype = %q\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", name, typ, host, port, user)
+	}
+	os.WriteFile(cfg, []byte(endpoint("src", "pop3", srv.POP3, src.Name)+endpoint("dst", "imap", srv.IMAP, dst.Name)), 0o600)
+	cmd := exec.Command(mailmoveBinary(b), "--from", "src", "--to", "dst", "--config", cfg, "--allow-plaintext",
+		"--state", state, "--quiet", "--spam", "ignore")
+	cmd.Env = append(os.Environ(), "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
 	return measure(b, cmd)
 }
 
