@@ -49,10 +49,11 @@ type spoolWriter struct {
 	file  *os.File
 	fw    *bufio.Writer // the writes come a line at a time: one syscall each otherwise
 	size  int64
+	hint  int64 // the size the source announced, 0 if none
 }
 
 func (w *spoolWriter) Write(p []byte) (int, error) {
-	if w.file == nil && len(w.buf)+len(p) > w.limit {
+	if w.file == nil && (len(w.buf)+len(p) > w.limit || w.hint > int64(w.limit)) {
 		f, err := os.CreateTemp(w.dir, "mailmove-spool-*")
 		if err != nil {
 			return 0, err
@@ -68,7 +69,13 @@ func (w *spoolWriter) Write(p []byte) (int, error) {
 		return w.fw.Write(p)
 	}
 	if w.buf == nil {
-		w.buf = make([]byte, 0, min(w.limit, 32<<10))
+		// Sized from the source's announcement (plus room for CRs added
+		// to bare LFs), so that the buffer is not grown and copied.
+		size := 32 << 10
+		if w.hint > 0 {
+			size = int(min(w.hint+w.hint/16+256, 64<<20))
+		}
+		w.buf = make([]byte, 0, min(w.limit+1, size))
 	}
 	w.buf = append(w.buf, p...)
 	return len(p), nil

@@ -524,7 +524,7 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		ev := Event{ID: in.ID, Folder: folder, Size: in.Size}
 		return r.fail(&rec, &ev, nil, in.Err)
 	}
-	sw := &spoolWriter{dir: r.opt.SpoolDir, limit: r.opt.SpoolLimit}
+	sw := &spoolWriter{dir: r.opt.SpoolDir, limit: r.opt.SpoolLimit, hint: in.Size}
 	cw := &mime.CRLFWriter{W: sw}
 	fpw := mime.NewFingerprinter()
 	probe := &mime.Probe{} // also keeps the header

@@ -44,24 +44,69 @@ func (c *CRLFWriter) Write(p []byte) (int, error) {
 				return 0, err
 			}
 		}
-		i := bytes.IndexAny(p, "\r\n")
-		if i < 0 {
-			return n, c.out(p)
+		// What is already CRLF goes through in one write.
+		if k := crlfPrefix(p); k > 0 {
+			if err := c.out(p[:k]); err != nil {
+				return 0, err
+			}
+			p = p[k:]
+			continue
 		}
-		if err := c.out(p[:i]); err != nil {
-			return 0, err
-		}
-		if p[i] == '\r' {
-			if err := c.out([]byte{'\r'}); err != nil {
+		switch {
+		case p[0] == '\r' && len(p) == 1:
+			if err := c.out(p); err != nil { // its LF may come next
 				return 0, err
 			}
 			c.afterCR = true
-		} else if err := c.out([]byte{'\r', '\n'}); err != nil {
-			return 0, err
+		default: // a bare LF, or a lone CR
+			if err := c.out([]byte{'\r', '\n'}); err != nil {
+				return 0, err
+			}
 		}
-		p = p[i+1:]
+		p = p[1:]
 	}
 	return n, nil
+}
+
+// crlfPrefix returns the length of p's longest prefix that needs no change:
+// up to the first bare LF, lone CR, or a CR ending p (its LF may follow).
+func crlfPrefix(p []byte) int {
+	pos := 0
+	for pos < len(p) {
+		i := bytes.IndexByte(p[pos:], '\n')
+		end := len(p)
+		if i >= 0 {
+			end = pos + i
+		}
+		if j := bytes.IndexByte(p[pos:end], '\r'); j >= 0 && pos+j != end-1 {
+			return pos + j // a CR not right before the LF (or before the end)
+		}
+		if i < 0 {
+			if end > pos && p[end-1] == '\r' {
+				return end - 1
+			}
+			return end
+		}
+		if end == pos || p[end-1] != '\r' {
+			return end // a bare LF
+		}
+		pos = end + 1
+	}
+	return pos
+}
+
+// IndexEOL returns the index of the first CR or LF in p, or -1: what
+// bytes.IndexAny(p, "\r\n") returns, several times faster on long lines.
+func IndexEOL(p []byte) int {
+	i := bytes.IndexByte(p, '\n')
+	scan := p
+	if i >= 0 {
+		scan = p[:i]
+	}
+	if j := bytes.IndexByte(scan, '\r'); j >= 0 {
+		return j
+	}
+	return i
 }
 
 // Close completes a pending CR and adds a final CRLF when the message lacks one.

@@ -1,7 +1,6 @@
 package mime
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -67,11 +66,12 @@ type Fingerprinter struct {
 	naming    bool   // collecting a header field name at the start of a line
 	name      []byte // the field name collected so far
 	skipField bool   // the current header field (with its continuations) is bookkeeping
+	buf       []byte // gathered for hashing: one hash write per few KB, not two per line
 }
 
 // NewFingerprinter returns a Fingerprinter ready for the first byte of a message.
 func NewFingerprinter() *Fingerprinter {
-	return &Fingerprinter{h: sha256.New(), lineStart: true, name: make([]byte, 0, 32)}
+	return &Fingerprinter{h: sha256.New(), lineStart: true, name: make([]byte, 0, 32), buf: make([]byte, 0, 8<<10)}
 }
 
 // FingerprintBytes returns the fingerprint of b.
@@ -87,6 +87,8 @@ func (f *Fingerprinter) Sum() Fingerprint {
 		// A last header line with no colon and no line break: hash what it held.
 		f.emit(f.name)
 	}
+	f.h.Write(f.buf)
+	f.buf = f.buf[:0]
 	var out Fingerprint
 	copy(out[:], f.h.Sum(nil))
 	return out
@@ -97,9 +99,17 @@ func (f *Fingerprinter) emit(b []byte) {
 		return
 	}
 	for ; f.breaks > 0; f.breaks-- {
-		f.h.Write([]byte{'\n'})
+		f.buf = append(f.buf, '\n')
 	}
-	f.h.Write(b)
+	if len(f.buf)+len(b) > cap(f.buf) {
+		f.h.Write(f.buf)
+		f.buf = f.buf[:0]
+		if len(b) >= cap(f.buf) {
+			f.h.Write(b)
+			return
+		}
+	}
+	f.buf = append(f.buf, b...)
 }
 
 // lineBreak records one line break; CRLF, LF and a lone CR each count once.
@@ -122,7 +132,7 @@ func (f *Fingerprinter) Write(p []byte) (int, error) {
 			}
 		}
 		if f.inBody {
-			i := bytes.IndexAny(p, "\r\n")
+			i := IndexEOL(p)
 			if i < 0 {
 				f.emit(p)
 				return n, nil
@@ -183,7 +193,7 @@ func (f *Fingerprinter) header(p []byte) []byte {
 }
 
 func (f *Fingerprinter) headerRest(p []byte) []byte {
-	i := bytes.IndexAny(p, "\r\n")
+	i := IndexEOL(p)
 	if i < 0 {
 		if !f.skipField {
 			f.emit(p)

@@ -53,7 +53,7 @@ func HeaderEnd(msg []byte) int {
 // nextLine splits b at its first line break (CRLF, LF or a lone CR) and
 // returns the line without the break and the rest.
 func nextLine(b []byte) (line, rest []byte) {
-	i := bytes.IndexAny(b, "\r\n")
+	i := IndexEOL(b)
 	if i < 0 {
 		return b, nil
 	}

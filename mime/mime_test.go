@@ -2,6 +2,7 @@ package mime
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +189,48 @@ func FuzzRemoveFields(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q", h, out, again)
 		}
 	})
+}
+
+// TestCRLFWriterAgainstSimple: on random mixes of CR, LF and text, cut in
+// random chunks, the writer does what a byte-at-a-time rewrite does.
+func TestCRLFWriterAgainstSimple(t *testing.T) {
+	simple := func(in []byte) []byte {
+		var out []byte
+		for i := 0; i < len(in); i++ {
+			switch {
+			case in[i] == '\r' && i+1 < len(in) && in[i+1] == '\n':
+				out = append(out, '\r', '\n')
+				i++
+			case in[i] == '\r' || in[i] == '\n':
+				out = append(out, '\r', '\n')
+			default:
+				out = append(out, in[i])
+			}
+		}
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\r', '\n')
+		}
+		return out
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 3000 {
+		in := make([]byte, rng.IntN(40))
+		for i := range in {
+			in[i] = "ab\r\n"[rng.IntN(4)]
+		}
+		var out bytes.Buffer
+		w := &CRLFWriter{W: &out}
+		for p := in; len(p) > 0; {
+			n := min(1+rng.IntN(7), len(p))
+			w.Write(p[:n])
+			p = p[n:]
+		}
+		w.Close()
+		if want := simple(in); !bytes.Equal(out.Bytes(), want) || w.N != int64(len(want)) {
+			t.Fatalf("%q: got %q, want %q", in, out.Bytes(), want)
+		}
+		if i, j := IndexEOL(in), bytes.IndexAny(in, "\r\n"); i != j {
+			t.Fatalf("IndexEOL(%q) = %d, want %d", in, i, j)
+		}
+	}
 }

@@ -600,7 +600,7 @@ func (p *Probe) Write(b []byte) (int, error) {
 		p.nonSpace = true
 	}
 	for len(b) > 0 {
-		i := bytes.IndexAny(b, "\r\n")
+		i := IndexEOL(b)
 		if i < 0 {
 			p.line += len(b)
 			break
