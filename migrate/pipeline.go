@@ -244,9 +244,11 @@ func (r *runner) run(ctx context.Context) error {
 
 // warm connects to the destination while the source is listed, each a few
 // round trips that need not wait for the other: it lists the folders and
-// reads the default folder's index. It touches only r.dest, r.boxes and
-// r.idx, which nothing else uses until it is done, and says nothing: a
-// failure here is met again, and reported, where the run needs the result.
+// selects the default folder. (What the folder holds is read only when there
+// is something to copy: a resumed run over 100,000 messages needs none of
+// it.) It touches only r.dest and r.boxes, which nothing else uses until it
+// is done, and says nothing: a failure here is met again, and reported,
+// where the run needs the result.
 func (r *runner) warm(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	folders, err := r.dst.Folders(ctx)
@@ -259,9 +261,6 @@ func (r *runner) warm(ctx context.Context, done chan<- struct{}) {
 		return
 	}
 	r.boxes[r.opt.Folder] = box
-	if ix, err := buildIndex(ctx, r.dst, box.Name); err == nil {
-		r.idx[box.Name] = ix
-	}
 }
 
 // planFolders decides, before anything is copied, where each source folder

@@ -25,8 +25,14 @@ var (
 // Store is a checkpoint in one file. Every Put is committed and fsynced before
 // it returns.
 type Store struct {
-	db *bolt.DB
+	db     *bolt.DB
+	path   string // resolved, as /proc/self/maps names it
+	writes int    // transactions since the mapped pages were last released
 }
+
+// releaseEvery is how many write transactions pass between two releases of
+// the mapped pages (see releasePages).
+const releaseEvery = 32
 
 var _ migrate.Checkpoint = (*Store)(nil)
 
@@ -50,7 +56,13 @@ func Open(path string, readOnly bool) (*Store, error) {
 	if !readOnly {
 		os.Chmod(path, 0o600)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, path: path}
+	if abs, err := filepath.Abs(path); err == nil {
+		s.path = abs
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			s.path = real
+		}
+	}
 	if !readOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
 			for _, b := range [][]byte{bucketMsgs, bucketFP, bucketMeta} {
@@ -75,6 +87,7 @@ func fpKey(folder, fp string) []byte { return []byte(folder + "\x00" + fp) }
 
 // Records implements migrate.Checkpoint.
 func (s *Store) Records(fn func(migrate.Record) error) error {
+	defer releasePages(s.path) // every page was read
 	return s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMsgs)
 		if b == nil {
@@ -118,6 +131,10 @@ func (s *Store) Put(r migrate.Record) error {
 // Either all of them survive a crash or none does. A later record with the
 // same ID replaces an earlier one.
 func (s *Store) PutMany(recs []migrate.Record) error {
+	if s.writes++; s.writes >= releaseEvery {
+		s.writes = 0
+		releasePages(s.path)
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range recs {
 			if err := put(tx, r); err != nil {

@@ -2,8 +2,11 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/mailmove/mailmove/migrate"
@@ -97,5 +100,51 @@ func TestPutMany(t *testing.T) {
 	}
 	if _, ok, _ := s.ByFingerprint("INBOX", "fa"); ok {
 		t.Fatal("a failed message still counts as copied")
+	}
+}
+
+// TestReleasePages: after the records of a large state are read, their pages
+// no longer count in the process's resident memory, and the records are
+// still all there.
+func TestReleasePages(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var recs []migrate.Record
+	for i := range 20000 {
+		recs = append(recs, migrate.Record{ID: fmt.Sprintf("uidl:%08d", i), State: migrate.Copied, Folder: "INBOX",
+			Fingerprint: fmt.Sprintf("%064d", i), Reason: strings.Repeat("x", 300)})
+	}
+	if err := s.PutMany(recs); err != nil {
+		t.Fatal(err)
+	}
+	mapped := func() int64 { // kB of the state file resident in this process
+		data, _ := os.ReadFile("/proc/self/smaps")
+		var kb, total int64
+		in := false
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "-") && strings.Contains(line, " ") && !strings.HasSuffix(line, "kB") {
+				in = strings.HasSuffix(line, s.path)
+			}
+			if v, ok := strings.CutPrefix(line, "Rss:"); ok && in {
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+				total += kb
+			}
+		}
+		return total
+	}
+	n := 0
+	if err := s.Records(func(migrate.Record) error { n++; return nil }); err != nil || n != len(recs) {
+		t.Fatalf("%d records, %v", n, err)
+	}
+	if runtime.GOOS == "linux" {
+		if kb := mapped(); kb > 1024 {
+			t.Fatalf("%d kB of the state file still resident after reading it", kb)
+		}
+	}
+	if got, ok, _ := s.Get("uidl:00012345"); !ok || got.Fingerprint != fmt.Sprintf("%064d", 12345) {
+		t.Fatalf("after the release: %+v %v", got, ok)
 	}
 }

@@ -45,10 +45,12 @@ func writeMaildir(b *testing.B, dir string, msgs [][]byte) {
 	os.Chmod(filepath.Dir(dir), 0o755)
 }
 
-// measure runs a command and returns its wall time and peak RSS. The peak
-// is read from /proc while it runs (VmHWM): getrusage's figure for a child
-// starts from the parent's size at fork, here the benchmark's own.
-func measure(b *testing.B, cmd *exec.Cmd) (time.Duration, int64) {
+// measure runs a command and returns its wall time, its peak RSS and its
+// peak anonymous memory (the heap, apart from the pages of mapped files such
+// as the state database). The peak is read from /proc while it runs (VmHWM,
+// and RssAnon every 20 ms): getrusage's figure for a child starts from the
+// parent's size at fork, here the benchmark's own.
+func measure(b *testing.B, cmd *exec.Cmd) (took time.Duration, peak, anon int64) {
 	b.Helper()
 	busy0 := busyCPU()
 	defer func() { b.ReportMetric(busyCPU()-busy0, "machine-cpu-s") }()
@@ -60,15 +62,18 @@ func measure(b *testing.B, cmd *exec.Cmd) (time.Duration, int64) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	peak := int64(0)
 	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
 	for {
 		if data, err := os.ReadFile(status); err == nil {
 			for _, line := range strings.Split(string(data), "\n") {
-				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-					var kb int64
-					fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+				name, v, _ := strings.Cut(line, ":")
+				var kb int64
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+				switch name {
+				case "VmHWM":
 					peak = max(peak, kb<<10)
+				case "RssAnon":
+					anon = max(anon, kb<<10)
 				}
 			}
 		}
@@ -77,7 +82,7 @@ func measure(b *testing.B, cmd *exec.Cmd) (time.Duration, int64) {
 			if err != nil {
 				b.Fatalf("%s: %v\n%s", cmd.Path, err, out.String())
 			}
-			return time.Since(start), peak
+			return time.Since(start), peak, anon
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -95,7 +100,8 @@ func countINBOX(b *testing.B, srv *dovecottest.Server, u dovecottest.User) int {
 	return n
 }
 
-func reportRun(b *testing.B, msgs [][]byte, took time.Duration, rss int64) {
+func reportRun(b *testing.B, msgs [][]byte, took time.Duration, rss, anon int64) {
+	b.ReportMetric(float64(anon)/(1<<20), "peak-anon-MB")
 	b.ReportMetric(float64(len(msgs))/took.Seconds(), "msgs/s")
 	b.ReportMetric(float64(totalSize(msgs))/(1<<20)/took.Seconds(), "MB/s")
 	b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MB")
@@ -143,11 +149,11 @@ func BenchmarkMigrate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			took, rss := measure(b, srv.Doveadm("import", "-u", dst.Name, "maildir:"+maildir, "", "all"))
+			took, rss, anon := measure(b, srv.Doveadm("import", "-u", dst.Name, "maildir:"+maildir, "", "all"))
 			if n := countINBOX(b, srv, dst); n != len(msgs) {
 				b.Fatalf("doveadm imported %d of %d", n, len(msgs))
 			}
-			reportRun(b, msgs, took, rss)
+			reportRun(b, msgs, took, rss, anon)
 		}
 	})
 	for _, rtt := range []time.Duration{0, 40 * time.Millisecond} {
@@ -160,11 +166,11 @@ func BenchmarkMigrate(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						took, rss := benchMailmove(b, srv, src, dst, from, transport, mboxPath, rtt)
+						took, rss, anon := benchMailmove(b, srv, src, dst, from, transport, mboxPath, rtt)
 						if n := countINBOX(b, srv, dst); n != len(msgs) {
 							b.Fatalf("mailmove delivered %d of %d", n, len(msgs))
 						}
-						reportRun(b, msgs, took, rss)
+						reportRun(b, msgs, took, rss, anon)
 					}
 				})
 			}
@@ -210,12 +216,12 @@ Sync Push
 `, host, port, dst.Name, dst.Password, local, local)), 0o600)
 				cmd := exec.Command(bin, "-c", conf, "-a")
 				cmd.Env = append(os.Environ(), "HOME="+home)
-				took, rss := measure(b, cmd)
+				took, rss, anon := measure(b, cmd)
 				im.Close()
 				if n := countINBOX(b, srv, dst); n != len(msgs) {
 					b.Fatalf("mbsync delivered %d of %d", n, len(msgs))
 				}
-				reportRun(b, msgs, took, rss)
+				reportRun(b, msgs, took, rss, anon)
 			}
 		})
 	}
@@ -224,7 +230,7 @@ Sync Push
 // benchMailmove runs mailmove as its own process from src's POP3 mailbox (or
 // the mbox file) to dst, through latency proxies of round trip rtt, over TLS
 // or, as mbsync is run, in plaintext. BENCH_ARGS adds flags, to compare.
-func benchMailmove(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.User, from, transport, mboxPath string, rtt time.Duration) (time.Duration, int64) {
+func benchMailmove(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.User, from, transport, mboxPath string, rtt time.Duration) (time.Duration, int64, int64) {
 	popAddr, imapAddr := srv.POP3S, srv.IMAPS
 	if transport == "plain" {
 		popAddr, imapAddr = srv.POP3, srv.IMAP
@@ -307,11 +313,11 @@ func BenchmarkLargeMessages(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		took, rss := benchMailmove(b, srv, src, dst, "pop3", "tls", "", 0)
+		took, rss, anon := benchMailmove(b, srv, src, dst, "pop3", "tls", "", 0)
 		if n := countINBOX(b, srv, dst); n != len(msgs) {
 			b.Fatalf("mailmove delivered %d of %d", n, len(msgs))
 		}
-		reportRun(b, msgs, took, rss)
+		reportRun(b, msgs, took, rss, anon)
 	}
 }
 
@@ -365,16 +371,17 @@ func BenchmarkScale(b *testing.B) {
 					b.Fatal(err)
 				}
 				state := filepath.Join(b.TempDir(), "state.db")
-				took, rss := benchMailmoveState(b, srv, src, dst, state)
+				took, rss, anon := benchMailmoveState(b, srv, src, dst, state)
 				if got := countINBOX(b, srv, dst); got != n {
 					b.Fatalf("mailmove delivered %d of %d", got, n)
 				}
-				reportRun(b, msgs, took, rss)
+				reportRun(b, msgs, took, rss, anon)
 				b.ReportMetric(took.Seconds()*1e6/float64(n), "µs/msg")
 				if n == large {
-					took, rss = benchMailmoveState(b, srv, src, dst, state)
+					took, rss, anon = benchMailmoveState(b, srv, src, dst, state)
 					b.ReportMetric(took.Seconds(), "resume-s")
 					b.ReportMetric(float64(rss)/(1<<20), "resume-peak-RSS-MB")
+					b.ReportMetric(float64(anon)/(1<<20), "resume-peak-anon-MB")
 				}
 			}
 		})
@@ -383,7 +390,7 @@ func BenchmarkScale(b *testing.B) {
 
 // benchMailmoveState runs POP3 → IMAP in plaintext on loopback with the
 // given state file.
-func benchMailmoveState(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.User, state string) (time.Duration, int64) {
+func benchMailmoveState(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.User, state string) (time.Duration, int64, int64) {
 	cfg := filepath.Join(filepath.Dir(state), "config.toml")
 	endpoint := func(name, typ, addr, user string) string {
 		host, port, _ := strings.Cut(addr, ":")
