@@ -3,6 +3,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +33,7 @@ type Store struct {
 
 // releaseEvery is how many write transactions pass between two releases of
 // the mapped pages (see releasePages).
-const releaseEvery = 32
+const releaseEvery = 8
 
 var _ migrate.Checkpoint = (*Store)(nil)
 
@@ -85,23 +86,48 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func fpKey(folder, fp string) []byte { return []byte(folder + "\x00" + fp) }
 
-// Records implements migrate.Checkpoint.
+// Records implements migrate.Checkpoint. It reads the records a few
+// thousand at a time, each lot in its own read transaction, and hands the
+// pages read back to the page cache between lots (see releasePages), so that
+// a state of 100,000 messages is not all resident at once.
 func (s *Store) Records(fn func(migrate.Record) error) error {
-	defer releasePages(s.path) // every page was read
-	return s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMsgs)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var r migrate.Record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("record %q: %w", k, err)
+	var after []byte // the last key read
+	for {
+		n := 0
+		err := s.db.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketMsgs)
+			if b == nil {
+				return nil
 			}
-			return fn(r)
+			c := b.Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && n < recordsPerLot; k, v = c.Next() {
+				var r migrate.Record
+				if err := json.Unmarshal(v, &r); err != nil {
+					return fmt.Errorf("record %q: %w", k, err)
+				}
+				if err := fn(r); err != nil {
+					return err
+				}
+				after = append(after[:0], k...)
+				n++
+			}
+			return nil
 		})
-	})
+		releasePages(s.path)
+		if err != nil || n < recordsPerLot {
+			return err
+		}
+	}
 }
+
+// recordsPerLot is how many records Records reads per transaction.
+const recordsPerLot = 4096
 
 // Get implements migrate.Checkpoint.
 func (s *Store) Get(id string) (migrate.Record, bool, error) {

@@ -397,9 +397,13 @@ func benchMailmoveState(b *testing.B, srv *dovecottest.Server, src, dst dovecott
 		return fmt.Sprintf("[endpoints.%s]\ntype = %q\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", name, typ, host, port, user)
 	}
 	os.WriteFile(cfg, []byte(endpoint("src", "pop3", srv.POP3, src.Name)+endpoint("dst", "imap", srv.IMAP, dst.Name)), 0o600)
-	cmd := exec.Command(mailmoveBinary(b), "--from", "src", "--to", "dst", "--config", cfg, "--allow-plaintext",
+	bin := mailmoveBinary(b)
+	if os.Getenv("MAILMOVE_MEMPROFILE") != "" {
+		bin = os.Args[0] // the test binary, which writes the profile
+	}
+	cmd := exec.Command(bin, "--from", "src", "--to", "dst", "--config", cfg, "--allow-plaintext",
 		"--state", state, "--quiet", "--spam", "ignore")
-	cmd.Env = append(os.Environ(), "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
+	cmd.Env = append(os.Environ(), "MAILMOVE_AS_MAIN=1", "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
 	return measure(b, cmd)
 }
 

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,8 +49,17 @@ const (
 var version = "0.1.0-dev"
 
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A long migration should not hold twice what it uses (Go's GC
+		// default): collect harder as the heap nears 40 MB.
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	os.Exit(run(os.Args[1:]))
 }
+
+// memoryLimit is the heap size the garbage collector works to stay under:
+// a soft limit, so a mailbox that needs more still works.
+const memoryLimit = 40 << 20
 
 func run(args []string) int {
 	if len(args) > 0 && args[0] == "demo" {

@@ -26,7 +26,13 @@ var dovecot *dovecottest.Server
 // for all the tests of this package.
 func TestMain(m *testing.M) {
 	if os.Getenv("MAILMOVE_AS_MAIN") == "1" {
-		if path := os.Getenv("MAILMOVE_CPUPROFILE"); path != "" { // for `make bench` investigations
+		if path := os.Getenv("MAILMOVE_MEMPROFILE"); path != "" { // for `make bench` investigations
+			code := run(os.Args[1:])
+			f, _ := os.Create(path)
+			pprof.Lookup("heap").WriteTo(f, 0)
+			os.Exit(code)
+		}
+		if path := os.Getenv("MAILMOVE_CPUPROFILE"); path != "" {
 			f, _ := os.Create(path)
 			pprof.StartCPUProfile(f)
 			code := run(os.Args[1:])
