@@ -312,6 +312,10 @@ func (c *Client) List() ([]MsgInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseList(lines)
+}
+
+func parseList(lines []string) ([]MsgInfo, error) {
 	out := make([]MsgInfo, 0, len(lines))
 	for _, l := range lines {
 		f := strings.Fields(l)
@@ -334,7 +338,10 @@ var ErrNoUIDL = errors.New("pop3: server has no UIDL")
 // UIDL returns every message's unique id. A server that refuses the command
 // gives ErrNoUIDL.
 func (c *Client) UIDL() (map[int]string, error) {
-	lines, err := c.multi("UIDL", "UIDL")
+	return parseUIDL(c.multi("UIDL", "UIDL"))
+}
+
+func parseUIDL(lines []string, err error) (map[int]string, error) {
 	var e *Error
 	if errors.As(err, &e) {
 		return nil, fmt.Errorf("%w (%s)", ErrNoUIDL, e.Msg)
@@ -556,6 +563,54 @@ func (c *Client) multi(name, line string) ([]string, error) {
 	if _, err := c.cmd(name, line); err != nil {
 		return nil, err
 	}
+	return c.listing(name)
+}
+
+// ListAll returns LIST and UIDL together; with PIPELINING both commands go
+// out at once, saving a round trip. When the server refuses UIDL the error
+// is ErrNoUIDL, with the LIST result.
+func (c *Client) ListAll() ([]MsgInfo, map[int]string, error) {
+	if !c.Has("PIPELINING") || c.open != nil {
+		infos, err := c.List()
+		if err != nil {
+			return nil, nil, err
+		}
+		uids, err := c.UIDL()
+		return infos, uids, err
+	}
+	c.debug("C: LIST")
+	c.debug("C: UIDL")
+	if _, err := c.bw.WriteString("LIST\r\nUIDL\r\n"); err != nil {
+		return nil, nil, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, nil, err
+	}
+	var lines []string
+	_, err := c.status("LIST")
+	if err == nil {
+		lines, err = c.listing("LIST")
+	}
+	if err != nil {
+		return nil, nil, err // the session is out of step: the caller drops it
+	}
+	infos, err := parseList(lines)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, err = c.status("UIDL")
+	if err == nil {
+		lines, err = c.listing("UIDL")
+	}
+	uids, err := parseUIDL(lines, err)
+	if err != nil && !errors.Is(err, ErrNoUIDL) {
+		return nil, nil, err
+	}
+	return infos, uids, err
+}
+
+// listing reads a dot-terminated listing after its +OK.
+func (c *Client) listing(name string) ([]string, error) {
 	br := bufio.NewReaderSize(newDotReader(c.br), maxLine)
 	var out []string
 	for {

@@ -138,12 +138,7 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 	}
 	stop := s.closeOnCancel(ctx)
 	defer stop()
-	infos, err := s.c.List()
-	if err != nil {
-		s.drop()
-		return nil, err
-	}
-	uids, err := s.c.UIDL()
+	infos, uids, err := s.c.ListAll()
 	if errors.Is(err, ErrNoUIDL) {
 		s.notes = append(s.notes, "the POP3 server has no UIDL: messages are recognised by their content, so every run reads every message")
 		uids, err = nil, nil
