@@ -29,35 +29,68 @@ type candidate struct {
 	size int64
 }
 
+// indexKey is an IndexKey in binary: half the memory of its hex form.
+type indexKey [16]byte
+
+func keyOf(key string) indexKey {
+	var k indexKey
+	if n, err := hex.Decode(k[:], []byte(key)); err != nil || n != len(k) {
+		sum := sha256.Sum256([]byte(key)) // not one of ours: still a key
+		copy(k[:], sum[:])
+	}
+	return k
+}
+
 // folderIndex is what one destination folder holds, learnt once per run with
-// one Scan: small per message, so 100,000 messages fit in a few megabytes.
+// one Scan: small per message (about 50 bytes), so 100,000 messages fit in a
+// few megabytes.
 type folderIndex struct {
-	byKey map[string][]candidate
-	fps   map[uint32]string // fingerprints computed so far, by UID
+	one  map[indexKey]candidate   // most keys name one message
+	more map[indexKey][]candidate // the others, every candidate
+	fps  map[uint32]string        // fingerprints fetched so far, by UID
+}
+
+func newIndex() *folderIndex {
+	return &folderIndex{one: map[indexKey]candidate{}, more: map[indexKey][]candidate{}, fps: map[uint32]string{}}
 }
 
 func buildIndex(ctx context.Context, d Destination, folder string) (*folderIndex, error) {
-	idx := &folderIndex{byKey: map[string][]candidate{}, fps: map[uint32]string{}}
+	idx := newIndex()
 	err := d.Scan(ctx, folder, func(e Existing) error {
-		k := IndexKey(mime.ParseHeader(e.Header))
-		idx.byKey[k] = append(idx.byKey[k], candidate{uid: e.UID, size: e.Size})
+		idx.add(IndexKey(mime.ParseHeader(e.Header)), e.UID, e.Size)
 		return nil
 	})
 	return idx, err
 }
 
-func (idx *folderIndex) add(key string, uid uint32, size int64, fp string) {
-	idx.byKey[key] = append(idx.byKey[key], candidate{uid: uid, size: size})
-	if uid != 0 {
-		idx.fps[uid] = fp
+func (idx *folderIndex) add(key string, uid uint32, size int64) {
+	k, c := keyOf(key), candidate{uid: uid, size: size}
+	if l, ok := idx.more[k]; ok {
+		idx.more[k] = append(l, c)
+	} else if first, ok := idx.one[k]; ok {
+		idx.more[k] = []candidate{first, c}
+		delete(idx.one, k)
+	} else {
+		idx.one[k] = c
 	}
+}
+
+func (idx *folderIndex) candidates(key string) []candidate {
+	k := keyOf(key)
+	if l, ok := idx.more[k]; ok {
+		return l
+	}
+	if c, ok := idx.one[k]; ok {
+		return []candidate{c}
+	}
+	return nil
 }
 
 // find returns the UID of a message in the folder with the same content.
 // A Message-ID with the exact size is taken as a match; anything less is
 // confirmed by fetching the candidate and comparing fingerprints.
 func (idx *folderIndex) find(ctx context.Context, d Destination, folder, key string, hasMID bool, size int64, fp string) (uint32, bool, error) {
-	cands := idx.byKey[key]
+	cands := idx.candidates(key)
 	if hasMID {
 		for _, c := range cands {
 			if c.size == size {

@@ -819,7 +819,7 @@ func (r *runner) copied(rec *Record, ev *Event, app Appended) error {
 		rec.UIDValidity = app.UIDValidity
 	}
 	if ix := r.idx[rec.Folder]; ix != nil {
-		ix.add(rec.Key, app.UID, rec.Size, rec.Fingerprint)
+		ix.add(rec.Key, app.UID, rec.Size)
 	}
 	r.sum.Bytes += rec.Size
 	for _, c := range rec.Repairs {
@@ -840,7 +840,12 @@ func (r *runner) settle(rec *Record, ev *Event, st State, act Action, uid uint32
 	if err := r.stage(*rec); err != nil {
 		return err
 	}
-	r.done[rec.ID] = st
+	if strings.HasPrefix(rec.ID, "fp:") {
+		// Only a message named by its content can come up again in the
+		// same run (an identical copy); remembering the others would cost
+		// memory for nothing at 100,000 messages.
+		r.done[rec.ID] = st
+	}
 	switch st {
 	case Copied:
 		r.sum.Copied++

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -27,10 +28,14 @@ var dovecot *dovecottest.Server
 func TestMain(m *testing.M) {
 	if os.Getenv("MAILMOVE_AS_MAIN") == "1" {
 		if path := os.Getenv("MAILMOVE_MEMPROFILE"); path != "" { // for `make bench` investigations
-			code := run(os.Args[1:])
-			f, _ := os.Create(path)
-			pprof.Lookup("heap").WriteTo(f, 0)
-			os.Exit(code)
+			go func() { // the heap as of the last collection, every 2 s
+				for range time.Tick(2 * time.Second) {
+					f, _ := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+					pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}()
+			os.Exit(run(os.Args[1:]))
 		}
 		if path := os.Getenv("MAILMOVE_CPUPROFILE"); path != "" {
 			f, _ := os.Create(path)

@@ -31,10 +31,10 @@ type Source struct {
 	cfg   SourceConfig
 	c     *Client
 	notes []string
-	// uidOf maps this session's message numbers to UIDLs, so a reconnect
+	// numOf maps UIDLs to this session's message numbers, so a reconnect
 	// (where numbers may shift) can find the right message again.
-	uidOf map[int]string
-	numOf map[string]int
+	hasUIDL bool
+	numOf   map[string]int
 }
 
 var _ migrate.Source = (*Source)(nil)
@@ -147,7 +147,7 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 		s.drop()
 		return nil, err
 	}
-	s.uidOf, s.numOf = uids, make(map[string]int, len(uids))
+	s.hasUIDL, s.numOf = uids != nil, make(map[string]int, len(uids))
 	seen := make(map[string]bool, len(uids))
 	out := make([]migrate.Entry, 0, len(infos))
 	for _, in := range infos {
@@ -171,7 +171,7 @@ func (s *Source) session(ctx context.Context) error {
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
-	if reconnected && s.uidOf != nil {
+	if reconnected && s.hasUIDL {
 		return s.mapUIDs()
 	}
 	return nil
@@ -184,7 +184,7 @@ func (s *Source) mapUIDs() error {
 		s.drop()
 		return err
 	}
-	s.uidOf, s.numOf = uids, make(map[string]int, len(uids))
+	s.hasUIDL, s.numOf = true, make(map[string]int, len(uids))
 	for n, u := range uids {
 		s.numOf[u] = n
 	}
@@ -248,7 +248,7 @@ func (s *Source) Delete(ctx context.Context, entries []migrate.Entry, batch int,
 		if err := s.session(ctx); err != nil {
 			return err
 		}
-		if s.uidOf == nil {
+		if !s.hasUIDL {
 			// The session was opened for deleting only: map the UIDLs.
 			if err := s.mapUIDs(); err != nil {
 				return err
