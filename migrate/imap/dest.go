@@ -47,6 +47,9 @@ type Config struct {
 	// login: a long migration outlives a one-hour token.
 	Mechanism string
 	Token     func() (string, error)
+
+	// For BenchmarkAppend: pretend the server lacks these extensions.
+	noMultiAppend, noLiteralPlus bool
 }
 
 // Destination appends to one IMAP account over one connection. Not safe for

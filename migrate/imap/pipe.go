@@ -493,10 +493,10 @@ func (c *pipeConn) logout() {
 func (c *pipeConn) appendBatch(folder string, msgs []migrate.Outgoing, gate <-chan struct{}) (res []migrate.AppendResult, broken bool) {
 	res = make([]migrate.AppendResult, len(msgs))
 	per := 1
-	if c.caps["MULTIAPPEND"] {
+	if c.caps["MULTIAPPEND"] && !c.cfg.noMultiAppend {
 		per = len(msgs)
 	}
-	plus := c.caps["LITERAL+"]
+	plus := c.caps["LITERAL+"] && !c.cfg.noLiteralPlus
 	box := quote(encodeMailbox(folder))
 	type unit struct{ tag, from, to int }
 	var units []unit

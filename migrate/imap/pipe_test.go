@@ -33,7 +33,7 @@ func testMessage(i, size int) []byte {
 	return fmt.Appendf(nil, "Message-ID: <pipe-%d@test>\r\nSubject: message %d\r\nFrom: a@example.org\r\n\r\n%s", i, i, body)
 }
 
-func dovecotConfig(t *testing.T, u dovecottest.User) Config {
+func dovecotConfig(t testing.TB, u dovecottest.User) Config {
 	pem, err := os.ReadFile(dovecot.CAFile)
 	if err != nil {
 		t.Fatal(err)
