@@ -179,29 +179,34 @@ func BenchmarkMigrate(b *testing.B) {
 				})
 			}
 		}
-		b.Run("mbsync-maildir-"+name, func(b *testing.B) {
-			bin, err := exec.LookPath("mbsync")
-			if err != nil {
-				b.Skip("mbsync is not installed (apt-get install isync)")
-			}
-			for b.Loop() {
-				dst, err := srv.AddUser()
+		for _, transport := range []string{"plain", "tls"} {
+			b.Run("mbsync-maildir-"+transport+"-"+name, func(b *testing.B) {
+				bin, err := exec.LookPath("mbsync")
 				if err != nil {
-					b.Fatal(err)
+					b.Skip("mbsync is not installed (apt-get install isync)")
 				}
-				im, _ := faultproxy.Start(srv.IMAP)
-				im.Always(faultproxy.Fault{Latency: rtt / 2})
-				host, port, _ := strings.Cut(im.Addr(), ":")
-				home := b.TempDir()
-				local := filepath.Join(home, "mail")
-				writeMaildir(b, filepath.Join(local, "INBOX"), msgs)
-				conf := filepath.Join(home, "mbsyncrc")
-				os.WriteFile(conf, []byte(fmt.Sprintf(`IMAPAccount dst
+				for b.Loop() {
+					dst, err := srv.AddUser()
+					if err != nil {
+						b.Fatal(err)
+					}
+					target, ssl := srv.IMAP, "SSLType None"
+					if transport == "tls" {
+						target, ssl = srv.IMAPS, "SSLType IMAPS\nCertificateFile "+srv.CAFile
+					}
+					im, _ := faultproxy.Start(target)
+					im.Always(faultproxy.Fault{Latency: rtt / 2})
+					host, port, _ := strings.Cut(im.Addr(), ":")
+					home := b.TempDir()
+					local := filepath.Join(home, "mail")
+					writeMaildir(b, filepath.Join(local, "INBOX"), msgs)
+					conf := filepath.Join(home, "mbsyncrc")
+					os.WriteFile(conf, []byte(fmt.Sprintf(`IMAPAccount dst
 Host %s
 Port %s
 User %s
 Pass %s
-SSLType None
+%s
 AuthMechs LOGIN
 
 IMAPStore far
@@ -217,17 +222,18 @@ Near :near:
 Patterns INBOX
 Create Far
 Sync Push
-`, host, port, dst.Name, dst.Password, local, local)), 0o600)
-				cmd := exec.Command(bin, "-c", conf, "-a")
-				cmd.Env = append(os.Environ(), "HOME="+home)
-				took, rss, anon := measure(b, cmd)
-				im.Close()
-				if n := countINBOX(b, srv, dst); n != len(msgs) {
-					b.Fatalf("mbsync delivered %d of %d", n, len(msgs))
+`, host, port, dst.Name, dst.Password, ssl, local, local)), 0o600)
+					cmd := exec.Command(bin, "-c", conf, "-a")
+					cmd.Env = append(os.Environ(), "HOME="+home)
+					took, rss, anon := measure(b, cmd)
+					im.Close()
+					if n := countINBOX(b, srv, dst); n != len(msgs) {
+						b.Fatalf("mbsync delivered %d of %d", n, len(msgs))
+					}
+					reportRun(b, msgs, took, rss, anon)
 				}
-				reportRun(b, msgs, took, rss, anon)
-			}
-		})
+			})
+		}
 	}
 }
 
