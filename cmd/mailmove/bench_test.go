@@ -267,8 +267,12 @@ func benchMailmove(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.U
 		fromArg = "mbox:" + mboxPath
 	}
 	args = append(append(args, "--from", fromArg, "--to", toArg), strings.Fields(os.Getenv("BENCH_ARGS"))...)
-	cmd := exec.Command(mailmoveBinary(b), args...)
-	cmd.Env = append(os.Environ(), "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
+	bin := mailmoveBinary(b)
+	if os.Getenv("MAILMOVE_CPUPROFILE") != "" {
+		bin = os.Args[0] // the test binary, which writes the profile
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "MAILMOVE_AS_MAIN=1", "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
 	return measure(b, cmd)
 }
 
