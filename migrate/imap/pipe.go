@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 
@@ -35,9 +36,10 @@ import (
 // that CRLF, then waits until the previous batch for the same folder has
 // finished. Uploads overlap; commits happen in source order.
 type Pipe struct {
-	cfg  Config
-	jobs chan *pipeBatch
-	wg   sync.WaitGroup
+	cfg   Config
+	jobs  chan *pipeBatch
+	wg    sync.WaitGroup
+	alive atomic.Int32 // workers still taking batches
 
 	mu   sync.Mutex
 	last map[string]chan struct{} // folder → done of the batch sent last
@@ -56,6 +58,7 @@ var _ migrate.Pipeliner = (*Destination)(nil)
 // Pipe implements migrate.Pipeliner.
 func (d *Destination) Pipe(n int) migrate.Pipe {
 	p := &Pipe{cfg: d.cfg, jobs: make(chan *pipeBatch), last: map[string]chan struct{}{}}
+	p.alive.Store(int32(max(n, 1)))
 	for range max(n, 1) {
 		p.wg.Add(1)
 		go p.worker()
@@ -91,6 +94,14 @@ func (p *Pipe) worker() {
 	// Connect at once: the handshakes overlap with the source's listing.
 	c, refused := p.dial()
 	for b := range p.jobs {
+		if refused != nil && p.alive.Load() > 1 {
+			// The server will not have this many connections (a limit
+			// per account): leave the work to the others, after this
+			// batch, which the runner sends over its main connection.
+			p.alive.Add(-1)
+			p.report(b, failAll(len(b.msgs), refused))
+			return
+		}
 		var res []migrate.AppendResult
 		if c == nil && refused == nil {
 			var err error
@@ -113,13 +124,19 @@ func (p *Pipe) worker() {
 				c = nil
 			}
 		}
-		<-b.prev // a failed batch must not let the next one commit early
-		b.report(res)
-		close(b.done)
+		p.report(b, res)
 	}
 	if c != nil {
 		c.logout()
 	}
+}
+
+// report hands a batch's results back, once the folder's previous batch is
+// done: a failed batch must not let the next one commit early.
+func (p *Pipe) report(b *pipeBatch, res []migrate.AppendResult) {
+	<-b.prev
+	b.report(res)
+	close(b.done)
 }
 
 // dial connects one worker. A refused login is kept: that connection is

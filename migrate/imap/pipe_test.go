@@ -195,8 +195,10 @@ func TestPipeFolders(t *testing.T) {
 type script struct {
 	caps   string
 	answer func(msgs [][]byte) string
+	logins int // logins accepted; those after are refused; 0: all accepted
 	mu     sync.Mutex
 	cmds   []string // APPEND command lines, literals left out
+	tried  int      // logins attempted
 }
 
 func (s *script) start(t *testing.T) string {
@@ -233,6 +235,14 @@ func (s *script) serve(conn net.Conn) {
 		case "CAPABILITY":
 			fmt.Fprintf(conn, "* CAPABILITY IMAP4rev1 %s\r\n%s OK done\r\n", s.caps, tag)
 		case "LOGIN":
+			s.mu.Lock()
+			s.tried++
+			refuse := s.logins > 0 && s.tried > s.logins
+			s.mu.Unlock()
+			if refuse {
+				fmt.Fprintf(conn, "%s NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded\r\n", tag)
+				continue
+			}
 			fmt.Fprintf(conn, "%s OK logged in\r\n", tag)
 		case "LOGOUT":
 			fmt.Fprintf(conn, "* BYE bye\r\n%s OK done\r\n", tag)
@@ -366,6 +376,31 @@ func TestPipeScripted(t *testing.T) {
 		var perm *migrate.Permanent
 		if res[0].Err == nil || errors.As(res[0].Err, &perm) || time.Since(start) > 5*time.Second {
 			t.Fatalf("after %v: %v, want a timeout that says it may be stored", time.Since(start), res[0].Err)
+		}
+	})
+	t.Run("connections over the server's limit", func(t *testing.T) {
+		s := &script{caps: "LITERAL+ MULTIAPPEND", logins: 1, answer: func([][]byte) string { return "OK done" }}
+		p := New(plainConfig(s.start(t))).Pipe(3)
+		var mu sync.Mutex
+		ok, refused := 0, 0
+		for range 8 {
+			p.Send("INBOX", threeMessages(), func(res []migrate.AppendResult) {
+				mu.Lock()
+				defer mu.Unlock()
+				var auth *migrate.AuthError
+				switch {
+				case res[0].Err == nil:
+					ok++
+				case errors.As(res[0].Err, &auth):
+					refused++
+				default:
+					t.Errorf("unexpected %v", res[0].Err)
+				}
+			})
+		}
+		p.Close()
+		if ok+refused != 8 || refused > 2 || s.tried != 3 {
+			t.Fatalf("%d batches stored, %d refused, %d logins; want at most 2 refused (one per refused connection), 3 logins", ok, refused, s.tried)
 		}
 	})
 	t.Run("APPENDUID that does not add up", func(t *testing.T) {
