@@ -390,3 +390,30 @@ func TestAuthBearer(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedRetr: with PIPELINING the RETRs go out ahead of the replies
+// (the server reads commands with more already waiting), and every message
+// arrives whole and in order; without it, one command at a time.
+func TestPipelinedRetr(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		var msgs []pop3test.Message
+		for i := range 60 {
+			body := strings.Repeat(fmt.Sprintf("line %d\r\n.dot line\r\n", i), 50*(i%7+1))
+			msgs = append(msgs, pop3test.Message{UID: fmt.Sprintf("u%d", i), Data: []byte(fmt.Sprintf("Subject: %d\r\n\r\n%s", i, body))})
+		}
+		srv := &pop3test.Server{NoPipelining: !pipelining, Messages: msgs}
+		f := start(t, srv)
+		_, bodies, errs := collect(t, f.source("secret"))
+		if len(bodies) != len(msgs) || len(errs) != 0 {
+			t.Fatalf("pipelining %v: %d bodies, errors %v", pipelining, len(bodies), errs)
+		}
+		for i, m := range msgs {
+			if string(bodies[i]) != string(m.Data) {
+				t.Fatalf("pipelining %v: message %d differs", pipelining, i)
+			}
+		}
+		if ahead := srv.Ahead; pipelining && ahead < 30 || !pipelining && ahead != 0 {
+			t.Fatalf("pipelining %v: %d commands read with the next one already sent", pipelining, ahead)
+		}
+	}
+}

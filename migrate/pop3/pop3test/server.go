@@ -24,13 +24,14 @@ type Message struct {
 
 // Server is a POP3 server on 127.0.0.1.
 type Server struct {
-	User, Pass string
-	Messages   []Message
-	TLS        *tls.Config // implicit TLS when set, unless STLS is true
-	STLS       bool        // offer STLS (TLS must be set)
-	NoUIDL     bool        // answer UIDL with -ERR
-	NoCAPA     bool        // answer CAPA with -ERR
-	SASL       bool        // offer AUTH PLAIN
+	User, Pass   string
+	Messages     []Message
+	TLS          *tls.Config // implicit TLS when set, unless STLS is true
+	STLS         bool        // offer STLS (TLS must be set)
+	NoUIDL       bool        // answer UIDL with -ERR
+	NoCAPA       bool        // answer CAPA with -ERR
+	NoPipelining bool        // leave PIPELINING out of CAPA
+	SASL         bool        // offer AUTH PLAIN
 	// Hook, when set, sees every command first. It may write its own reply
 	// and return true to skip the normal handling; conn may be closed.
 	Hook func(conn net.Conn, session int, cmd string) bool
@@ -42,8 +43,11 @@ type Server struct {
 	Failures int // refused logins
 	Retrs    int // RETR commands answered +OK
 	Tops     int // TOP commands answered +OK
-	wg       sync.WaitGroup
-	conns    map[net.Conn]bool
+	// Ahead counts commands read while the client had already sent the
+	// next one (RFC 2449 pipelining seen from the server).
+	Ahead int
+	wg    sync.WaitGroup
+	conns map[net.Conn]bool
 }
 
 // Start listens on 127.0.0.1:0 and serves until Close.
@@ -141,6 +145,11 @@ func (s *Server) serve(conn net.Conn, session int) {
 			return
 		}
 		line = strings.TrimRight(line, "\r\n")
+		if br.Buffered() > 0 {
+			s.mu.Lock()
+			s.Ahead++
+			s.mu.Unlock()
+		}
 		if s.Hook != nil && s.Hook(conn, session, line) {
 			continue
 		}
@@ -152,7 +161,10 @@ func (s *Server) serve(conn net.Conn, session int) {
 				reply("-ERR unknown command")
 				continue
 			}
-			caps := "+OK\r\nTOP\r\nUSER\r\nRESP-CODES\r\nPIPELINING\r\n"
+			caps := "+OK\r\nTOP\r\nUSER\r\nRESP-CODES\r\n"
+			if !s.NoPipelining {
+				caps += "PIPELINING\r\n"
+			}
 			if !s.NoUIDL {
 				caps += "UIDL\r\n"
 			}
