@@ -818,9 +818,6 @@ func (r *runner) copied(rec *Record, ev *Event, app Appended) error {
 	if app.UIDValidity != 0 {
 		rec.UIDValidity = app.UIDValidity
 	}
-	if ix := r.idx[rec.Folder]; ix != nil {
-		ix.add(rec.Key, app.UID, rec.Size)
-	}
 	r.sum.Bytes += rec.Size
 	for _, c := range rec.Repairs {
 		r.sum.Repairs[c]++

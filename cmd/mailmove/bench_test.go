@@ -477,7 +477,7 @@ func benchPlain(b *testing.B, popAddr, imapAddr, popUser, popPass, imapUser, ima
 	}
 	os.WriteFile(cfg, []byte(endpoint("src", "pop3", popAddr, popUser)+endpoint("dst", "imap", imapAddr, imapUser)), 0o600)
 	bin := mailmoveBinary(b)
-	if os.Getenv("MAILMOVE_MEMPROFILE") != "" {
+	if os.Getenv("MAILMOVE_MEMPROFILE")+os.Getenv("MAILMOVE_CPUPROFILE") != "" {
 		bin = os.Args[0] // the test binary, which writes the profile
 	}
 	cmd := exec.Command(bin, "--from", "src", "--to", "dst", "--config", cfg, "--allow-plaintext",

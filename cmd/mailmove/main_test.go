@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 			os.Exit(run(os.Args[1:]))
 		}
 		if path := os.Getenv("MAILMOVE_CPUPROFILE"); path != "" {
-			f, _ := os.Create(path)
+			f, _ := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
 			pprof.StartCPUProfile(f)
 			code := run(os.Args[1:])
 			pprof.StopCPUProfile()
