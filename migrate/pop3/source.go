@@ -31,8 +31,9 @@ type Source struct {
 	cfg   SourceConfig
 	c     *Client
 	notes []string
-	// numOf maps UIDLs to this session's message numbers, so a reconnect
-	// (where numbers may shift) can find the right message again.
+	// numOf maps UIDLs to this session's message numbers after a reconnect
+	// (where numbers may shift), so the right message is found again; nil
+	// in the session that listed the messages.
 	hasUIDL bool
 	numOf   map[string]int
 }
@@ -147,7 +148,9 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 		s.drop()
 		return nil, err
 	}
-	s.hasUIDL, s.numOf = uids != nil, make(map[string]int, len(uids))
+	// In this session the listing's numbers are the numbers: no map until a
+	// reconnection (100,000 UIDLs would cost megabytes for nothing).
+	s.hasUIDL, s.numOf = uids != nil, nil
 	seen := make(map[string]bool, len(uids))
 	out := make([]migrate.Entry, 0, len(infos))
 	for _, in := range infos {
@@ -155,7 +158,6 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 		if u, ok := uids[in.Num]; ok && !seen[u] {
 			e.ID = "uidl:" + u
 			seen[u] = true
-			s.numOf[u] = in.Num
 		} else if ok {
 			s.notes = append(s.notes, fmt.Sprintf("the POP3 server gives UIDL %q to two messages: the second is recognised by its content", u))
 		}
@@ -195,6 +197,9 @@ func (s *Source) mapUIDs() error {
 // message has gone from the server since it was listed.
 func (s *Source) number(e migrate.Entry) (int, bool) {
 	if len(e.ID) > 5 && e.ID[:5] == "uidl:" {
+		if s.numOf == nil {
+			return e.Num, true // the session that listed it
+		}
 		n, ok := s.numOf[e.ID[5:]]
 		return n, ok
 	}
