@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./migrate/mbox
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./migrate/mbox
 	$(GO) test -run '^$$' -fuzz FuzzConfig -fuzztime $(FUZZTIME) ./cmd/mailmove
+	$(GO) test -run '^$$' -fuzz FuzzAppendReplies -fuzztime $(FUZZTIME) ./migrate/imap
 
 # mbsync (Debian isync) is the peer the throughput benchmark compares with.
 isync:
