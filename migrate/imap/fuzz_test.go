@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/mailmove/mailmove/internal/wire"
 )
 
 // FuzzAppendReplies: whatever a hostile or broken server answers to a batch
@@ -26,7 +28,7 @@ func FuzzAppendReplies(f *testing.F) {
 				server.Close()
 			}()
 			c := &pipeConn{cfg: Config{Timeout: 50 * time.Millisecond}, raw: client, caps: caps}
-			c.setConn(&idleConn{Conn: client, timeout: 50 * time.Millisecond})
+			c.setConn(&wire.IdleConn{Conn: client, Timeout: 50 * time.Millisecond})
 			gate := make(chan struct{})
 			close(gate)
 			res, _ := c.appendBatch("INBOX", threeMessages(), gate)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailmove/mailmove/internal/wire"
 	"github.com/mailmove/mailmove/migrate"
 )
 
@@ -160,7 +161,7 @@ func failAll(n int, err error) []migrate.AppendResult {
 }
 
 // pipeConn is one raw IMAP connection used for APPEND only. Every read and
-// write has an idle deadline of its own (see idleConn): a frozen server is
+// write has an idle deadline of its own (wire.IdleConn): a frozen server is
 // given up after cfg.Timeout of silence, a slow but moving upload is not.
 type pipeConn struct {
 	cfg  Config
@@ -169,22 +170,6 @@ type pipeConn struct {
 	bw   *bufio.Writer
 	caps map[string]bool
 	tag  int
-}
-
-// idleConn gives every Read and Write its own deadline.
-type idleConn struct {
-	net.Conn
-	timeout time.Duration
-}
-
-func (c *idleConn) Read(p []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Read(p)
-}
-
-func (c *idleConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Write(p)
 }
 
 // maxReply bounds one response line from the server.
@@ -201,7 +186,7 @@ func dialPipe(ctx context.Context, cfg Config) (*pipeConn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
 	}
 	c := &pipeConn{cfg: cfg, raw: raw}
-	var conn net.Conn = &idleConn{Conn: raw, timeout: cfg.Timeout}
+	var conn net.Conn = &wire.IdleConn{Conn: raw, Timeout: cfg.Timeout}
 	if cfg.TLS == TLSImplicit {
 		tc := tls.Client(conn, cfg.TLSConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -231,7 +216,7 @@ func (c *pipeConn) open(ctx context.Context, conn net.Conn) error {
 	}
 	c.debug("S: " + greeting)
 	if !strings.HasPrefix(greeting, "* OK") && !strings.HasPrefix(greeting, "* PREAUTH") {
-		return fmt.Errorf("connect to %s: unexpected greeting %q", c.cfg.Addr, clip(greeting))
+		return fmt.Errorf("connect to %s: unexpected greeting %q", c.cfg.Addr, wire.Clip(greeting))
 	}
 	if err := c.capability(); err != nil {
 		return err
@@ -396,7 +381,7 @@ func (c *pipeConn) reply(tag string) (string, error) {
 			return rest, c.status(rest)
 		}
 		if strings.HasPrefix(l, "* BYE") {
-			return "", fmt.Errorf("the server closed the connection: %s", clip(l))
+			return "", fmt.Errorf("the server closed the connection: %s", wire.Clip(l))
 		}
 		c.untagged(l)
 	}
@@ -422,7 +407,7 @@ func (e *replyError) Error() string {
 	if e.code != "" {
 		s += " [" + e.code + "]"
 	}
-	return "server said " + s + " " + clip(e.text)
+	return "server said " + s + " " + wire.Clip(e.text)
 }
 
 // status reads "OK|NO|BAD [CODE args] text".
@@ -445,35 +430,28 @@ func (c *pipeConn) status(rest string) error {
 // readLine reads one response line, with any literals it carries inlined,
 // without its CRLF.
 func (c *pipeConn) readLine() (string, error) {
-	var b []byte
+	var out string
 	for {
-		chunk, err := c.br.ReadSlice('\n')
-		b = append(b, chunk...)
-		if len(b) > maxReply {
-			return "", fmt.Errorf("reply line longer than %d bytes", maxReply)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
+		line, err := wire.ReadLine(c.br, maxReply-len(out))
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
 			return "", err
 		}
-		line := strings.TrimRight(string(b), "\r\n")
+		out += line
 		n, ok := literalSize(line)
 		if !ok {
-			return line, nil
+			return out, nil
 		}
-		if n > maxReply {
+		if n > maxReply-len(out) {
 			return "", fmt.Errorf("reply literal of %d bytes", n)
 		}
 		lit := make([]byte, n)
 		if _, err := io.ReadFull(c.br, lit); err != nil {
 			return "", err
 		}
-		b = append([]byte(line+"\r\n"), lit...)
+		out += "\r\n" + string(lit)
 	}
 }
 
@@ -572,7 +550,7 @@ func (c *pipeConn) appendBatch(folder string, msgs []migrate.Outgoing, gate <-ch
 						units = units[:len(units)-1]
 						goto next
 					}
-					return fail(from, fmt.Errorf("append to %s: unexpected reply %q", folder, clip(l)))
+					return fail(from, fmt.Errorf("append to %s: unexpected reply %q", folder, wire.Clip(l)))
 				}
 			}
 			if _, err := io.Copy(c.bw, m.Body.Open()); err != nil {
@@ -732,12 +710,4 @@ func encodeMailbox(name string) string {
 	}
 	flush()
 	return b.String()
-}
-
-// clip shortens a hostile server's text before it goes into an error.
-func clip(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "..."
-	}
-	return s
 }

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailmove/mailmove/internal/wire"
 )
 
 // TLSMode says how a connection is protected.
@@ -54,23 +56,6 @@ var ErrAuth = errors.New("login refused")
 // maxLine bounds a status or listing line: a server sending an endless line
 // gets an error, not our memory. Message content has no such limit.
 const maxLine = 64 << 10
-
-// idleConn gives every Read and Write its own deadline, so a frozen server is
-// detected after Timeout of silence while a slow but moving transfer is not.
-type idleConn struct {
-	net.Conn
-	timeout time.Duration
-}
-
-func (c *idleConn) Read(p []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Read(p)
-}
-
-func (c *idleConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Write(p)
-}
 
 // Client is one POP3 session. It is not safe for concurrent use.
 type Client struct {
@@ -111,7 +96,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var conn net.Conn = &idleConn{Conn: raw, timeout: opts.Timeout}
+	var conn net.Conn = &wire.IdleConn{Conn: raw, Timeout: opts.Timeout}
 	c := &Client{opts: opts}
 	if opts.TLS == TLSImplicit {
 		tc := tls.Client(conn, opts.TLSConfig)
@@ -261,7 +246,7 @@ func (c *Client) AuthBearer(mech, user, token, host string, port int) error {
 	case strings.HasPrefix(reply, "-ERR"):
 		return authErr(&Error{Cmd: "AUTH", Msg: strings.TrimSpace(reply[4:])})
 	}
-	return fmt.Errorf("pop3 AUTH: unexpected reply %q", clip(reply))
+	return fmt.Errorf("pop3 AUTH: unexpected reply %q", wire.Clip(reply))
 }
 
 func (c *Client) saslPlain() bool {
@@ -289,12 +274,12 @@ func (c *Client) Stat() (count int, size int64, err error) {
 	}
 	f := strings.Fields(line)
 	if len(f) < 2 {
-		return 0, 0, fmt.Errorf("pop3 STAT: malformed reply %q", clip(line))
+		return 0, 0, fmt.Errorf("pop3 STAT: malformed reply %q", wire.Clip(line))
 	}
 	count, err1 := strconv.Atoi(f[0])
 	size, err2 := strconv.ParseInt(f[1], 10, 64)
 	if err1 != nil || err2 != nil || count < 0 || size < 0 {
-		return 0, 0, fmt.Errorf("pop3 STAT: malformed reply %q", clip(line))
+		return 0, 0, fmt.Errorf("pop3 STAT: malformed reply %q", wire.Clip(line))
 	}
 	return count, size, nil
 }
@@ -320,12 +305,12 @@ func parseList(lines []string) ([]MsgInfo, error) {
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) < 2 {
-			return nil, fmt.Errorf("pop3 LIST: malformed line %q", clip(l))
+			return nil, fmt.Errorf("pop3 LIST: malformed line %q", wire.Clip(l))
 		}
 		n, err1 := strconv.Atoi(f[0])
 		size, err2 := strconv.ParseInt(f[1], 10, 64)
 		if err1 != nil || err2 != nil || n <= 0 || size < 0 {
-			return nil, fmt.Errorf("pop3 LIST: malformed line %q", clip(l))
+			return nil, fmt.Errorf("pop3 LIST: malformed line %q", wire.Clip(l))
 		}
 		out = append(out, MsgInfo{Num: n, Size: size})
 	}
@@ -353,12 +338,12 @@ func parseUIDL(lines []string, err error) (map[int]string, error) {
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) < 2 {
-			return nil, fmt.Errorf("pop3 UIDL: malformed line %q", clip(l))
+			return nil, fmt.Errorf("pop3 UIDL: malformed line %q", wire.Clip(l))
 		}
 		n, err := strconv.Atoi(f[0])
 		// RFC 1939 section 7: 1 to 70 characters in the range 0x21 to 0x7E.
 		if err != nil || n <= 0 || len(f[1]) > 70 {
-			return nil, fmt.Errorf("pop3 UIDL: malformed line %q", clip(l))
+			return nil, fmt.Errorf("pop3 UIDL: malformed line %q", wire.Clip(l))
 		}
 		out[n] = f[1]
 	}
@@ -537,26 +522,10 @@ func (c *Client) status(name string) (string, error) {
 	case strings.HasPrefix(line, "-ERR"):
 		return "", &Error{Cmd: name, Msg: strings.TrimSpace(line[4:])}
 	}
-	return "", fmt.Errorf("pop3 %s: unexpected reply %q", name, clip(line))
+	return "", fmt.Errorf("pop3 %s: unexpected reply %q", name, wire.Clip(line))
 }
 
-func (c *Client) readLine() (string, error) {
-	var b []byte
-	for {
-		chunk, err := c.br.ReadSlice('\n')
-		b = append(b, chunk...)
-		if len(b) > maxLine {
-			return "", fmt.Errorf("reply line longer than %d bytes", maxLine)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-}
+func (c *Client) readLine() (string, error) { return wire.ReadLine(c.br, maxLine) }
 
 // multi sends a command whose +OK is followed by a dot-terminated listing.
 func (c *Client) multi(name, line string) ([]string, error) {
@@ -628,12 +597,4 @@ func (c *Client) listing(name string) ([]string, error) {
 			return nil, fmt.Errorf("pop3 %s: %w", name, err)
 		}
 	}
-}
-
-// clip shortens a hostile server's text before it goes into an error.
-func clip(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "..."
-	}
-	return s
 }
