@@ -92,38 +92,34 @@ func (p *Pipe) Close() error {
 
 func (p *Pipe) worker() {
 	defer p.wg.Done()
-	// Connect at once: the handshakes overlap with the source's listing.
-	c, refused := p.dial()
+	var c *pipeConn
+	var err error // why c is nil
+	connect := func() {
+		// A refused login is not tried again (providers lock accounts
+		// after repeated failures); other failures are, with the next batch.
+		var auth *migrate.AuthError
+		if c == nil && !errors.As(err, &auth) {
+			c, err = dialPipe(context.Background(), p.cfg)
+		}
+	}
+	connect() // at once: the handshakes overlap with the source's listing
 	for b := range p.jobs {
-		if refused != nil && p.alive.Load() > 1 {
-			// The server will not have this many connections (a limit
-			// per account): leave the work to the others, after this
-			// batch, which the runner sends over its main connection.
-			p.alive.Add(-1)
-			p.report(b, failAll(len(b.msgs), refused))
-			return
-		}
-		var res []migrate.AppendResult
-		if c == nil && refused == nil {
-			var err error
-			if c, err = dialPipe(context.Background(), p.cfg); err != nil {
-				var auth *migrate.AuthError
-				if errors.As(err, &auth) {
-					refused = err
-				}
-				res = failAll(len(b.msgs), err)
+		connect()
+		if c == nil {
+			p.report(b, failAll(len(b.msgs), err))
+			var auth *migrate.AuthError
+			if errors.As(err, &auth) && p.alive.Load() > 1 {
+				// The server will not have this many connections (a
+				// limit per account): leave the work to the others.
+				p.alive.Add(-1)
+				return
 			}
+			continue
 		}
-		if refused != nil {
-			res = failAll(len(b.msgs), refused)
-		}
-		if res == nil {
-			var broken bool
-			res, broken = c.appendBatch(b.folder, b.msgs, b.prev)
-			if broken {
-				c.close()
-				c = nil
-			}
+		res, broken := c.appendBatch(b.folder, b.msgs, b.prev)
+		if broken {
+			c.close()
+			c, err = nil, nil
 		}
 		p.report(b, res)
 	}
@@ -138,18 +134,6 @@ func (p *Pipe) report(b *pipeBatch, res []migrate.AppendResult) {
 	<-b.prev
 	b.report(res)
 	close(b.done)
-}
-
-// dial connects one worker. A refused login is kept: that connection is
-// not tried again (providers lock accounts after repeated failures); other
-// errors are tried again with the next batch.
-func (p *Pipe) dial() (*pipeConn, error) {
-	c, err := dialPipe(context.Background(), p.cfg)
-	var auth *migrate.AuthError
-	if errors.As(err, &auth) {
-		return nil, err
-	}
-	return c, nil
 }
 
 func failAll(n int, err error) []migrate.AppendResult {
