@@ -253,29 +253,28 @@ func benchMailmove(b *testing.B, srv *dovecottest.Server, src, dst dovecottest.U
 	defer im.Close()
 	pop.Always(faultproxy.Fault{Latency: rtt / 2})
 	im.Always(faultproxy.Fault{Latency: rtt / 2})
-	args := []string{"--ca-file", srv.CAFile, "--state", filepath.Join(b.TempDir(), "state.db"), "--quiet", "--spam", "ignore"}
-	fromArg, toArg := "pop3s://"+src.Name+"@"+pop.Addr(), "imaps://"+dst.Name+"@"+im.Addr()
+	args := []string{"--ca-file", srv.CAFile, "--state", filepath.Join(b.TempDir(), "state.db"),
+		"--from", "pop3s://" + src.Name + "@" + pop.Addr(), "--to", "imaps://" + dst.Name + "@" + im.Addr()}
 	if transport == "plain" {
-		cfg := filepath.Join(b.TempDir(), "config.toml")
-		endpoint := func(name, typ, addr, user string) string {
-			host, port, _ := strings.Cut(addr, ":")
-			return fmt.Sprintf("[endpoints.%s]\ntype = %q\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", name, typ, host, port, user)
-		}
-		os.WriteFile(cfg, []byte(endpoint("src", "pop3", pop.Addr(), src.Name)+endpoint("dst", "imap", im.Addr(), dst.Name)), 0o600)
-		fromArg, toArg = "src", "dst"
-		args = append(args, "--config", cfg, "--allow-plaintext")
+		args = append(args[:4], plainEndpoints(b, pop.Addr(), src.Name, im.Addr(), dst.Name)...)
 	}
 	if from == "mbox" {
-		fromArg = "mbox:" + mboxPath
+		args = append(args, "--from", "mbox:"+mboxPath) // the last --from wins
 	}
-	args = append(append(args, "--from", fromArg, "--to", toArg), strings.Fields(os.Getenv("BENCH_ARGS"))...)
+	return measure(b, mailmoveCommand(b, src.Password, dst.Password, append(args, strings.Fields(os.Getenv("BENCH_ARGS"))...)...))
+}
+
+// mailmoveCommand is a mailmove run of the benchmarks, quiet and without
+// spam routing: the real binary, or the test binary when a profile is asked
+// for (MAILMOVE_CPUPROFILE, MAILMOVE_MEMPROFILE: see TestMain).
+func mailmoveCommand(b *testing.B, fromPass, toPass string, args ...string) *exec.Cmd {
 	bin := mailmoveBinary(b)
-	if os.Getenv("MAILMOVE_CPUPROFILE") != "" {
-		bin = os.Args[0] // the test binary, which writes the profile
+	if os.Getenv("MAILMOVE_MEMPROFILE")+os.Getenv("MAILMOVE_CPUPROFILE") != "" {
+		bin = os.Args[0]
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "MAILMOVE_AS_MAIN=1", "MAILMOVE_FROM_PASSWORD="+src.Password, "MAILMOVE_TO_PASSWORD="+dst.Password)
-	return measure(b, cmd)
+	cmd := exec.Command(bin, append([]string{"--quiet", "--spam", "ignore"}, args...)...)
+	cmd.Env = append(os.Environ(), "MAILMOVE_AS_MAIN=1", "MAILMOVE_FROM_PASSWORD="+fromPass, "MAILMOVE_TO_PASSWORD="+toPass)
+	return cmd
 }
 
 var (
@@ -470,20 +469,8 @@ func BenchmarkScaleDovecot(b *testing.B) {
 // benchPlain runs mailmove POP3 → IMAP in plaintext with the given state
 // file.
 func benchPlain(b *testing.B, popAddr, imapAddr, popUser, popPass, imapUser, imapPass, state string) (time.Duration, int64, int64) {
-	cfg := filepath.Join(filepath.Dir(state), "config.toml")
-	endpoint := func(name, typ, addr, user string) string {
-		host, port, _ := strings.Cut(addr, ":")
-		return fmt.Sprintf("[endpoints.%s]\ntype = %q\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", name, typ, host, port, user)
-	}
-	os.WriteFile(cfg, []byte(endpoint("src", "pop3", popAddr, popUser)+endpoint("dst", "imap", imapAddr, imapUser)), 0o600)
-	bin := mailmoveBinary(b)
-	if os.Getenv("MAILMOVE_MEMPROFILE")+os.Getenv("MAILMOVE_CPUPROFILE") != "" {
-		bin = os.Args[0] // the test binary, which writes the profile
-	}
-	cmd := exec.Command(bin, "--from", "src", "--to", "dst", "--config", cfg, "--allow-plaintext",
-		"--state", state, "--quiet", "--spam", "ignore")
-	cmd.Env = append(os.Environ(), "MAILMOVE_AS_MAIN=1", "MAILMOVE_FROM_PASSWORD="+popPass, "MAILMOVE_TO_PASSWORD="+imapPass)
-	return measure(b, cmd)
+	args := append([]string{"--state", state}, plainEndpoints(b, popAddr, popUser, imapAddr, imapUser)...)
+	return measure(b, mailmoveCommand(b, popPass, imapPass, args...))
 }
 
 // busyCPU is the machine's CPU time spent so far, all processes together

@@ -52,18 +52,26 @@ func newFaultPair(t *testing.T, msgs [][]byte, plain bool) *faultPair {
 	return &faultPair{pair: p, pop: pop, imap: im, plain: plain}
 }
 
+// plainEndpoints writes a config file whose endpoints "src" (POP3) and
+// "dst" (IMAP) have no TLS, and returns the flags that use it.
+func plainEndpoints(t testing.TB, popAddr, popUser, imapAddr, imapUser string) []string {
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	endpoint := func(name, typ, addr, user string) string {
+		host, port, _ := strings.Cut(addr, ":")
+		return fmt.Sprintf("[endpoints.%s]\ntype = %q\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", name, typ, host, port, user)
+	}
+	if err := os.WriteFile(cfg, []byte(endpoint("src", "pop3", popAddr, popUser)+endpoint("dst", "imap", imapAddr, imapUser)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--from", "src", "--to", "dst", "--config", cfg, "--allow-plaintext"}
+}
+
 // run migrates through the proxies, with a short silence timeout.
 func (f *faultPair) run(t *testing.T, extra ...string) (migrate.Summary, string, error) {
 	t.Helper()
 	args := []string{"--ca-file", f.srv.CAFile, "--state", f.state, "--quiet", "--timeout", "3s"}
 	if f.plain {
-		cfg := filepath.Join(t.TempDir(), "config.toml")
-		endpoint := func(name, typ, addr, user string) string {
-			host, port, _ := strings.Cut(addr, ":")
-			return fmt.Sprintf("[endpoints.%s]\ntype = %q\nhost = %q\nport = %s\nuser = %q\ntls = \"none\"\n", name, typ, host, port, user)
-		}
-		os.WriteFile(cfg, []byte(endpoint("src", "pop3", f.pop.Addr(), f.src.Name)+endpoint("dst", "imap", f.imap.Addr(), f.dst.Name)), 0o600)
-		args = append(args, "--from", "src", "--to", "dst", "--config", cfg, "--allow-plaintext")
+		args = append(args, plainEndpoints(t, f.pop.Addr(), f.src.Name, f.imap.Addr(), f.dst.Name)...)
 	} else {
 		args = append(args, "--from", "pop3s://"+f.src.Name+"@"+f.pop.Addr(), "--to", "imaps://"+f.dst.Name+"@"+f.imap.Addr())
 	}
