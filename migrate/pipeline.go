@@ -80,7 +80,8 @@ type runner struct {
 	words       stdmime.WordDecoder
 
 	// The upload stage (upload.go).
-	pipe        Pipe
+	pipeliner   Pipeliner // nil: one message at a time on dst itself
+	pipe        Pipe      // opened by startPipe
 	forming     map[string]*forming // folder → the batch being filled
 	claimed     map[string]string   // claimKey → ID: copied or in flight, maybe not in cp yet
 	staged      []Record            // written by the next flush
@@ -145,7 +146,7 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 		ready:   make(chan struct{}, 1),
 	}
 	if p, ok := dst.(Pipeliner); ok && opt.Connections > 0 {
-		r.pipe = p.Pipe(opt.Connections) // nil when it cannot after all
+		r.pipeliner = p // the pipe opens once a login has worked (startPipe)
 	}
 	r.sum = Summary{
 		Source: src.Describe(), Destination: dst.Describe(), Run: opt.Run,
@@ -183,12 +184,26 @@ func (r *runner) emit(ev Event) {
 }
 
 func (r *runner) run(ctx context.Context) error {
-	warm := make(chan struct{})
-	go r.warm(ctx, warm)
+	warm := make(chan error, 1)
+	go func() { warm <- r.warm(ctx) }()
 	entries, err := r.list(ctx)
-	<-warm
+	werr := <-warm
 	if err != nil {
 		return err
+	}
+	if werr == nil {
+		r.startPipe()
+	} else if !r.transient(werr) {
+		// A refused login or an untrusted certificate: decided here, as
+		// the first use of the destination would have, so that a wrong
+		// password is tried once, not again by the next step.
+		again, perr := r.again(ctx, werr, 0, r.dst.Describe())
+		if perr != nil {
+			return perr
+		}
+		if !again {
+			return &stopError{werr}
+		}
 	}
 	r.sum.Listed = len(entries)
 	if n, ok := r.src.(interface{ Notes() []string }); ok {
@@ -247,20 +262,18 @@ func (r *runner) run(ctx context.Context) error {
 // selects the default folder. (What the folder holds is read only when there
 // is something to copy: a resumed run over 100,000 messages needs none of
 // it.) It touches only r.dest and r.boxes, which nothing else uses until it
-// is done, and says nothing: a failure here is met again, and reported,
-// where the run needs the result.
-func (r *runner) warm(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+// is done, and says nothing: the caller decides on its error.
+func (r *runner) warm(ctx context.Context) error {
 	folders, err := r.dst.Folders(ctx)
 	if err != nil {
-		return
+		return err
 	}
 	r.dest = folders
 	box, err := r.dst.Mailbox(ctx, r.opt.Folder, false)
-	if err != nil || !box.Exists {
-		return
+	if err == nil && box.Exists {
+		r.boxes[r.opt.Folder] = box
 	}
-	r.boxes[r.opt.Folder] = box
+	return err
 }
 
 // planFolders decides, before anything is copied, where each source folder
@@ -596,7 +609,7 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		}
 	}
 	r.describe(&j.rec, &j.ev, j.send, h, fp)
-	if r.pipe != nil {
+	if r.pipeliner != nil {
 		var settled bool
 		owned, settled, err = r.enqueue(ctx, j)
 		if owned || settled || err != nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,11 +28,13 @@ import (
 )
 
 type env struct {
-	pop   *pop3test.Server
-	src   *pop3.Source
-	dst   *imap.Destination
-	state *store.Store
-	dir   string
+	imapAddr  string
+	clientTLS *tls.Config
+	pop       *pop3test.Server
+	src       *pop3.Source
+	dst       *imap.Destination
+	state     *store.Store
+	dir       string
 }
 
 func newEnv(t testing.TB, msgs []string, hook ...func(net.Conn, int, string) bool) *env {
@@ -69,7 +72,7 @@ func newEnv(t testing.TB, msgs []string, hook ...func(net.Conn, int, string) boo
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{pop: pop, dir: dir, state: st,
+	e := &env{pop: pop, dir: dir, state: st, imapAddr: imapAddr, clientTLS: clientTLS,
 		src: pop3.NewSource(pop3.SourceConfig{Addr: popAddr, User: "u", Password: func() (string, error) { return "p", nil },
 			Options: pop3.Options{TLSConfig: clientTLS, Timeout: 5 * time.Second}, Flags: []string{`\Seen`}}),
 		dst: imap.New(imap.Config{Addr: imapAddr, User: "u", Password: func() (string, error) { return "p", nil },
@@ -496,5 +499,45 @@ func TestStateDiskFull(t *testing.T) {
 			t.Fatal("a message is there twice")
 		}
 		seen[m] = true
+	}
+}
+
+// TestWrongDestinationPassword: a destination that refuses the password is
+// asked once, not once more per append connection: providers lock accounts
+// after a few refused logins.
+func TestWrongDestinationPassword(t *testing.T) {
+	e := newEnv(t, []string{msg(1, true), msg(2, true)})
+	var tries atomic.Int32
+	dst := imap.New(imap.Config{Addr: e.imapAddr, User: "u", TLSConfig: e.clientTLS, Timeout: 5 * time.Second,
+		Password: func() (string, error) { tries.Add(1); return "wrong", nil }})
+	defer dst.Close()
+	_, err := migrate.Run(context.Background(), e.src, dst, e.state, migrate.Options{Connections: 4})
+	var auth *migrate.AuthError
+	if !errors.As(err, &auth) || tries.Load() != 1 {
+		t.Fatalf("%d logins, error %v; want one refused login", tries.Load(), err)
+	}
+}
+
+// TestParallelWithoutExtensions: a server with neither LITERAL+ nor
+// MULTIAPPEND (go-imap's memory server) gets one APPEND at a time on each of
+// the append connections, and every message once, in order.
+func TestParallelWithoutExtensions(t *testing.T) {
+	var msgs []string
+	for i := range 150 {
+		msgs = append(msgs, msg(i, i%2 == 0))
+	}
+	e := newEnv(t, msgs)
+	sum, err := migrate.Run(context.Background(), e.src, e.dst, e.state, migrate.Options{Connections: 3})
+	if err != nil || sum.Copied != len(msgs) {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	got := e.inbox(t)
+	if len(got) != len(msgs) {
+		t.Fatalf("INBOX holds %d of %d", len(got), len(msgs))
+	}
+	for i, m := range got {
+		if !strings.Contains(m, fmt.Sprintf("Subject: message %d\r\n", i)) {
+			t.Fatalf("position %d holds %.80q", i, m)
+		}
 	}
 }

@@ -120,6 +120,10 @@ func (r *runner) enqueue(ctx context.Context, j *job) (taken, settled bool, err 
 		}
 		return false, settled, nil
 	}
+	r.startPipe() // the folder is ready: the login works
+	if r.pipe == nil {
+		return false, false, nil
+	}
 	folder := j.rec.Folder
 	if !r.opt.KeepDuplicates {
 		r.claimed[claimKey(folder, j.rec.Fingerprint)] = j.rec.ID
@@ -138,6 +142,18 @@ func (r *runner) enqueue(ctx context.Context, j *job) (taken, settled bool, err 
 		return true, false, r.submit(ctx, folder)
 	}
 	return true, false, nil
+}
+
+// startPipe opens the destination's own connections, once the main
+// connection has logged in: with a wrong password, each of them would be one
+// more refused login, and providers lock accounts after a few.
+func (r *runner) startPipe() {
+	if r.pipe == nil && r.pipeliner != nil {
+		r.pipe = r.pipeliner.Pipe(r.opt.Connections)
+		if r.pipe == nil {
+			r.pipeliner = nil // a decorator around one that cannot
+		}
+	}
 }
 
 // submit sends a folder's batch: its records are written as pending, with
