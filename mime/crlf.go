@@ -5,17 +5,26 @@ import (
 	"io"
 )
 
-// CRLFWriter passes a message through to W with every line break (LF or a lone
-// CR) written as CRLF, as IMAP APPEND requires (RFC 3501 section 6.3.11), and
-// guarantees the message ends with a line break once Close is called. It
-// counts the bytes it writes. A message that is already CRLF passes unchanged.
+// CRLFWriter passes a message through to W with every line break written as
+// CRLF, as IMAP APPEND requires (RFC 3501 section 6.3.11), and guarantees the
+// message ends with a line break once Close is called. A line break is a LF
+// with any CRs right before it (CR CR LF, which old Outlook versions and
+// broken gateways write, is one break, not two), or a CR that no LF follows
+// (old Mac mail). It counts the bytes it writes. A message that is already
+// CRLF passes unchanged.
 type CRLFWriter struct {
 	W io.Writer
 	N int64 // bytes written to W
+	// Collapsed counts the CRs dropped from CR CR LF runs: each of them was
+	// a line break of its own for mailmove 0.1, whose copies were 2 bytes
+	// longer per collapsed CR (see NewFingerprinterLoneCR).
+	Collapsed int64
 
-	afterCR bool
-	last    byte // last byte written, 0 before the first
+	crs  int  // CRs seen and not yet written: a LF may still follow
+	last byte // last byte written, 0 before the first
 }
+
+var crlf = []byte{'\r', '\n'}
 
 func (c *CRLFWriter) out(b []byte) error {
 	if len(b) == 0 {
@@ -27,21 +36,37 @@ func (c *CRLFWriter) out(b []byte) error {
 	return err
 }
 
+// loneCRs writes the pending CRs, which no LF followed, as a break each.
+func (c *CRLFWriter) loneCRs() error {
+	for ; c.crs > 0; c.crs-- {
+		if err := c.out(crlf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *CRLFWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		if c.afterCR {
-			c.afterCR = false
-			if p[0] == '\n' {
-				if err := c.out([]byte{'\n'}); err != nil {
+		if c.crs > 0 {
+			switch p[0] {
+			case '\r':
+				c.crs++
+				p = p[1:]
+				continue
+			case '\n':
+				c.Collapsed += int64(c.crs - 1)
+				c.crs = 0
+				if err := c.out(crlf); err != nil {
 					return 0, err
 				}
 				p = p[1:]
 				continue
-			}
-			// A lone CR: complete it.
-			if err := c.out([]byte{'\n'}); err != nil {
-				return 0, err
+			default:
+				if err := c.loneCRs(); err != nil {
+					return 0, err
+				}
 			}
 		}
 		// What is already CRLF goes through in one write.
@@ -52,16 +77,10 @@ func (c *CRLFWriter) Write(p []byte) (int, error) {
 			p = p[k:]
 			continue
 		}
-		switch {
-		case p[0] == '\r' && len(p) == 1:
-			if err := c.out(p); err != nil { // its LF may come next
-				return 0, err
-			}
-			c.afterCR = true
-		default: // a bare LF, or a lone CR
-			if err := c.out([]byte{'\r', '\n'}); err != nil {
-				return 0, err
-			}
+		if p[0] == '\r' {
+			c.crs = 1 // what follows decides
+		} else if err := c.out(crlf); err != nil { // a bare LF
+			return 0, err
 		}
 		p = p[1:]
 	}
@@ -69,7 +88,8 @@ func (c *CRLFWriter) Write(p []byte) (int, error) {
 }
 
 // crlfPrefix returns the length of p's longest prefix that needs no change:
-// up to the first bare LF, lone CR, or a CR ending p (its LF may follow).
+// up to the first bare LF, the first CR not right before a LF, or a CR
+// ending p (its LF may follow).
 func crlfPrefix(p []byte) int {
 	pos := 0
 	for pos < len(p) {
@@ -109,22 +129,34 @@ func IndexEOL(p []byte) int {
 	return i
 }
 
-// Close completes a pending CR and adds a final CRLF when the message lacks one.
-// It does not close W.
+// breakLen returns the length of the line break at the start of p (p[0] is
+// CR or LF): a LF with the CRs before it, or one lone CR.
+func breakLen(p []byte) int {
+	i := 0
+	for i < len(p) && p[i] == '\r' {
+		i++
+	}
+	if i < len(p) && p[i] == '\n' {
+		return i + 1
+	}
+	return 1
+}
+
+// Close writes pending CRs as breaks and adds a final CRLF when the message
+// lacks one. It does not close W.
 func (c *CRLFWriter) Close() error {
-	if c.afterCR {
-		c.afterCR = false
-		return c.out([]byte{'\n'})
+	if c.crs > 0 {
+		return c.loneCRs()
 	}
 	if c.last != 0 && c.last != '\n' {
-		return c.out([]byte{'\r', '\n'})
+		return c.out(crlf)
 	}
 	return nil
 }
 
 // IsCRLF reports whether every line break in b is a CRLF and b ends with one.
 func IsCRLF(b []byte) bool {
-	if len(b) == 0 || !bytes.HasSuffix(b, []byte{'\r', '\n'}) {
+	if len(b) == 0 || !bytes.HasSuffix(b, crlf) {
 		return false
 	}
 	for i, c := range b {

@@ -1,6 +1,7 @@
 package mime
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -61,7 +62,8 @@ type Fingerprinter struct {
 
 	inBody    bool
 	lineStart bool
-	afterCR   bool   // last byte was CR: a following LF belongs to the same break
+	crs       int    // CRs not yet taken as breaks: a LF may follow
+	loneCR    bool   // each CR is a break of its own, even before a LF (0.1's rule)
 	breaks    int    // line breaks not yet hashed (dropped if they end the message)
 	naming    bool   // collecting a header field name at the start of a line
 	name      []byte // the field name collected so far
@@ -69,9 +71,20 @@ type Fingerprinter struct {
 	buf       []byte // gathered for hashing: one hash write per few KB, not two per line
 }
 
-// NewFingerprinter returns a Fingerprinter ready for the first byte of a message.
+// NewFingerprinter returns a Fingerprinter ready for the first byte of a
+// message. Line breaks are read as CRLFWriter writes them: CR CR LF is one.
 func NewFingerprinter() *Fingerprinter {
 	return &Fingerprinter{h: sha256.New(), lineStart: true, name: make([]byte, 0, 32), buf: make([]byte, 0, 8<<10)}
+}
+
+// NewFingerprinterLoneCR returns a Fingerprinter that counts every CR not
+// directly before a LF as a break of its own, so that CR CR LF is two: the
+// rule of mailmove 0.1, whose copies of such messages hold a blank line more
+// per collapsed CR. Only to recognise those copies.
+func NewFingerprinterLoneCR() *Fingerprinter {
+	f := NewFingerprinter()
+	f.loneCR = true
+	return f
 }
 
 // FingerprintBytes returns the fingerprint of b.
@@ -83,6 +96,7 @@ func FingerprintBytes(b []byte) Fingerprint {
 
 // Sum returns the fingerprint of everything written so far.
 func (f *Fingerprinter) Sum() Fingerprint {
+	f.flushCRs()
 	if f.naming {
 		// A last header line with no colon and no line break: hash what it held.
 		f.emit(f.name)
@@ -112,7 +126,7 @@ func (f *Fingerprinter) emit(b []byte) {
 	f.buf = append(f.buf, b...)
 }
 
-// lineBreak records one line break; CRLF, LF and a lone CR each count once.
+// lineBreak records one line break.
 func (f *Fingerprinter) lineBreak() {
 	if !f.skipField || f.inBody {
 		f.breaks++
@@ -120,32 +134,63 @@ func (f *Fingerprinter) lineBreak() {
 	f.lineStart = true
 }
 
-// Write never fails.
+var lf = []byte{'\n'}
+
+// flushCRs takes the pending CRs, which no LF followed, as a break each.
+func (f *Fingerprinter) flushCRs() {
+	n := f.crs
+	f.crs = 0
+	for range n {
+		f.lines(lf)
+	}
+}
+
+// Write never fails. CRs are held back until the byte after them shows
+// whether they end a line with a LF or on their own; everything else goes
+// to lines, which sees LF as the only line break.
 func (f *Fingerprinter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		if f.afterCR {
-			f.afterCR = false
-			if p[0] == '\n' {
+		if f.crs > 0 {
+			switch {
+			case p[0] == '\r' && !f.loneCR:
+				f.crs++
 				p = p[1:]
 				continue
+			case p[0] == '\n':
+				f.crs = 0 // the LF that follows is the one break
+			default:
+				f.flushCRs()
 			}
 		}
+		i := bytes.IndexByte(p, '\r')
+		if i < 0 {
+			f.lines(p)
+			break
+		}
+		f.lines(p[:i])
+		f.crs = 1
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// lines consumes bytes in which LF is the only line break.
+func (f *Fingerprinter) lines(p []byte) {
+	for len(p) > 0 {
 		if f.inBody {
-			i := IndexEOL(p)
+			i := bytes.IndexByte(p, '\n')
 			if i < 0 {
 				f.emit(p)
-				return n, nil
+				return
 			}
 			f.emit(p[:i])
-			f.afterCR = p[i] == '\r'
 			f.lineBreak()
 			p = p[i+1:]
 			continue
 		}
 		p = f.header(p)
 	}
-	return n, nil
 }
 
 // header consumes header bytes up to and including the next line break and
@@ -154,11 +199,10 @@ func (f *Fingerprinter) header(p []byte) []byte {
 	if f.lineStart {
 		f.lineStart = false
 		switch p[0] {
-		case '\r', '\n':
+		case '\n':
 			// The empty line that separates the header from the body.
 			f.skipField = false
 			f.inBody = true
-			f.afterCR = p[0] == '\r'
 			f.lineBreak()
 			return p[1:]
 		case ' ', '\t':
@@ -179,7 +223,7 @@ func (f *Fingerprinter) header(p []byte) []byte {
 					f.emit(f.name)
 				}
 				return f.headerRest(p[i:])
-			case c == '\r' || c == '\n' || len(f.name) >= 64:
+			case c == '\n' || len(f.name) >= 64:
 				// Not a field name: hash it as it stands.
 				f.naming = false
 				f.emit(f.name)
@@ -193,7 +237,7 @@ func (f *Fingerprinter) header(p []byte) []byte {
 }
 
 func (f *Fingerprinter) headerRest(p []byte) []byte {
-	i := IndexEOL(p)
+	i := bytes.IndexByte(p, '\n')
 	if i < 0 {
 		if !f.skipField {
 			f.emit(p)
@@ -203,7 +247,6 @@ func (f *Fingerprinter) headerRest(p []byte) []byte {
 	if !f.skipField {
 		f.emit(p[:i])
 	}
-	f.afterCR = p[i] == '\r'
 	f.lineBreak()
 	return p[i+1:]
 }

@@ -50,17 +50,15 @@ func HeaderEnd(msg []byte) int {
 	return len(msg)
 }
 
-// nextLine splits b at its first line break (CRLF, LF or a lone CR) and
-// returns the line without the break and the rest.
+// nextLine splits b at its first line break (a LF with the CRs right before
+// it, or a lone CR: see CRLFWriter) and returns the line without the break
+// and the rest.
 func nextLine(b []byte) (line, rest []byte) {
 	i := IndexEOL(b)
 	if i < 0 {
 		return b, nil
 	}
-	if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
-		return b[:i], b[i+2:]
-	}
-	return b[:i], b[i+1:]
+	return b[:i], b[i+breakLen(b[i:]):]
 }
 
 // ParseHeader reads the header fields at the start of msg, stopping at the

@@ -13,6 +13,7 @@ func TestFingerprintEquivalences(t *testing.T) {
 	same := map[string]string{
 		"LF endings":          strings.ReplaceAll(base, "\r\n", "\n"),
 		"CR endings":          strings.ReplaceAll(base, "\r\n", "\r"),
+		"CR CR LF endings":    strings.ReplaceAll(base, "\r\n", "\r\r\n"),
 		"no final newline":    strings.TrimSuffix(base, "\r\n"),
 		"extra final newline": base + "\r\n",
 		"mutt Status":         "Status: RO\r\nX-Status: A\r\n" + base,
@@ -135,7 +136,11 @@ func TestCRLFWriter(t *testing.T) {
 		"a\r":        "a\r\n",
 		"a":          "a\r\n",
 		"":           "",
-		"a\r\r\nb":   "a\r\n\r\nb\r\n",
+		"a\r\r\nb":   "a\r\nb\r\n",
+		"a\r\r\r\n":  "a\r\n",
+		"a\r\rb":     "a\r\n\r\nb\r\n",
+		"a\r\r":      "a\r\n\r\n",
+		"\r\r\n\n":   "\r\n\r\n",
 	}
 	for in, want := range cases {
 		for chunk := 1; chunk <= 3; chunk++ {
@@ -198,10 +203,20 @@ func TestCRLFWriterAgainstSimple(t *testing.T) {
 		var out []byte
 		for i := 0; i < len(in); i++ {
 			switch {
-			case in[i] == '\r' && i+1 < len(in) && in[i+1] == '\n':
-				out = append(out, '\r', '\n')
-				i++
-			case in[i] == '\r' || in[i] == '\n':
+			case in[i] == '\r':
+				// The CRs of a run before a LF make one break with it;
+				// with no LF after them, each is a break.
+				j := i
+				for j < len(in) && in[j] == '\r' {
+					j++
+				}
+				if j < len(in) && in[j] == '\n' {
+					out = append(out, '\r', '\n')
+					i = j
+				} else {
+					out = append(out, '\r', '\n')
+				}
+			case in[i] == '\n':
 				out = append(out, '\r', '\n')
 			default:
 				out = append(out, in[i])
@@ -231,6 +246,51 @@ func TestCRLFWriterAgainstSimple(t *testing.T) {
 		}
 		if i, j := IndexEOL(in), bytes.IndexAny(in, "\r\n"); i != j {
 			t.Fatalf("IndexEOL(%q) = %d, want %d", in, i, j)
+		}
+	}
+}
+
+// TestCRRuns: CR CR LF is one line break for the writer, the fingerprint and
+// the header parser alike; the writer counts the CRs it dropped, and the
+// lone-CR fingerprint of the source still matches what mailmove 0.1 stored
+// (every CR a break).
+func TestCRRuns(t *testing.T) {
+	src := "From: a@b\r\r\nSubject: x\r\r\n\r\r\nline 1\r\r\nline 2\r\r\n"
+	var out bytes.Buffer
+	w := &CRLFWriter{W: &out}
+	w.Write([]byte(src))
+	w.Close()
+	want := "From: a@b\r\nSubject: x\r\n\r\nline 1\r\nline 2\r\n"
+	if out.String() != want || w.Collapsed != 5 {
+		t.Fatalf("got %q, %d collapsed; want %q, 5", out.String(), w.Collapsed, want)
+	}
+	if FingerprintBytes([]byte(src)) != FingerprintBytes([]byte(want)) {
+		t.Error("CR CR LF and CRLF fingerprints differ")
+	}
+	if h := ParseHeader([]byte(src)); h.Get("Subject") != "x" || len(h) != 2 {
+		t.Errorf("header parsed as %v", h)
+	}
+	// What 0.1 stored: each CR of the run was a break of its own.
+	old := strings.ReplaceAll(src, "\r\r\n", "\r\n\r\n")
+	f := NewFingerprinterLoneCR()
+	f.Write([]byte(src))
+	if f.Sum() != FingerprintBytes([]byte(old)) {
+		t.Error("the lone-CR fingerprint does not recognise 0.1's copy")
+	}
+	if int64(len(old)) != int64(len(want))+2*w.Collapsed {
+		t.Errorf("0.1's copy is %d bytes, not %d + 2×%d", len(old), len(want), w.Collapsed)
+	}
+	// Chunking does not matter to either.
+	for chunk := 1; chunk < 5; chunk++ {
+		a, b := NewFingerprinter(), NewFingerprinterLoneCR()
+		for p := []byte(src); len(p) > 0; {
+			n := min(chunk, len(p))
+			a.Write(p[:n])
+			b.Write(p[:n])
+			p = p[n:]
+		}
+		if a.Sum() != FingerprintBytes([]byte(want)) || b.Sum() != FingerprintBytes([]byte(old)) {
+			t.Fatalf("chunks of %d change the fingerprint", chunk)
 		}
 	}
 }

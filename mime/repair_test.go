@@ -78,6 +78,20 @@ func TestRepairGolden(t *testing.T) {
 				if !bytes.Contains(r.Msg, []byte("Message-ID: <rentree-2025@example.net>")) || bytes.Contains(r.Msg, []byte("<?xml")) {
 					t.Errorf("the inner message is not what came out")
 				}
+				if name == "xml-cdata-entities" {
+					// A CDATA section is literal (XML 1.0 section 2.7): the
+					// HTML's own entities stay as the sender wrote them.
+					_, cdata, _ := bytes.Cut(in, []byte("<![CDATA["))
+					cdata, _, _ = bytes.Cut(cdata, []byte("]]>"))
+					if _, body, _ := bytes.Cut(r.Msg, []byte("\r\n\r\n")); !bytes.Contains(cdata, body) || !bytes.Contains(body, []byte("&lt;b&gt;")) {
+						t.Errorf("the CDATA text was not taken literally: %q", body)
+					}
+				}
+			case name == "cr-cr-lf":
+				// CR CR LF is one line break (old Outlook), not a blank line more.
+				if want := bytes.ReplaceAll(in, []byte("\r\r\n"), []byte("\r\n")); r.Changed || !bytes.Equal(r.Msg, want) {
+					t.Errorf("got %q, want %q", r.Msg, want)
+				}
 			}
 		})
 	}

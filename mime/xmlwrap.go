@@ -112,8 +112,9 @@ func decodePrefix(cte string, prefix []byte) []byte {
 
 // xmlText is a text node or attribute value, with where it was found.
 type xmlText struct {
-	path string // element path, for the finding
-	text string
+	path  string // element path, for the finding
+	text  string
+	cdata bool // a CDATA section: literal text, never unescaped (XML 1.0 section 2.7)
 }
 
 // xmlTexts collects every text node (CDATA included) and attribute value of
@@ -126,15 +127,17 @@ func xmlTexts(doc []byte) (texts []xmlText, fields map[string]string, parsed boo
 	fields = map[string]string{}
 	var stack []string
 	var cur strings.Builder
+	cdata := false // cur holds a CDATA section
 	flush := func() {
 		if s := cur.String(); strings.TrimSpace(s) != "" && len(stack) > 0 {
-			texts = append(texts, xmlText{path: "<" + strings.Join(stack, "/") + ">", text: s})
+			texts = append(texts, xmlText{path: "<" + strings.Join(stack, "/") + ">", text: s, cdata: cdata})
 			name := strings.ToLower(stack[len(stack)-1])
 			if len(s) > len(fields[name]) {
 				fields[name] = s
 			}
 		}
 		cur.Reset()
+		cdata = false
 	}
 	elements := 0
 	for i := 0; i < 1_000_000; i++ {
@@ -174,6 +177,11 @@ func xmlTexts(doc []byte) (texts []xmlText, fields map[string]string, parsed boo
 				stack = stack[:len(stack)-1]
 			}
 		case xml.CharData:
+			// encoding/xml returns a CDATA section as CharData, like text:
+			// the input tells them apart.
+			if bytes.HasPrefix(doc[min(int(last), len(doc)):], []byte("<![CDATA[")) {
+				cdata = true
+			}
 			cur.Write(tok)
 		}
 	}
@@ -196,7 +204,7 @@ func bestMail(texts []xmlText) ([]byte, string, bool) {
 	}
 	for _, t := range texts {
 		try([]byte(t.text), t.path)
-		if strings.Contains(t.text, "&") {
+		if strings.Contains(t.text, "&") && !t.cdata {
 			try([]byte(html.UnescapeString(t.text)), t.path+", entity-escaped twice")
 		}
 		compact := strings.Map(func(r rune) rune {
@@ -243,7 +251,8 @@ func mailScore(b []byte) int {
 		return 0
 	}
 	score := 10*known + min(len(m)/1024, 100)
-	if bytes.Contains(m[:end], []byte("&lt;")) || bytes.Contains(m[:end], []byte("&gt;")) || bytes.Contains(m[:end], []byte("&amp;")) {
+	head := m[:min(end, HeaderEnd(m))] // the body may hold entities of its own (HTML)
+	if bytes.Contains(head, []byte("&lt;")) || bytes.Contains(head, []byte("&gt;")) || bytes.Contains(head, []byte("&amp;")) {
 		score -= 5 // still entity-escaped: the unescaped candidate is better
 	}
 	if hs.insertAt < 0 || hs.insertAt == len(m) {
