@@ -230,6 +230,17 @@ func parseURL(s string) (Endpoint, error) {
 		if e.Port, err = strconv.Atoi(p); err != nil {
 			return Endpoint{}, fmt.Errorf("bad port %q", p)
 		}
+		if e.Port == 0 {
+			return Endpoint{}, errors.New("port 0 is not a port (leave it out for the default)")
+		}
+	}
+	for k, v := range u.Query() {
+		// ?tls=none is how a URL asks for no TLS (with --allow-plaintext):
+		// it is what mailmove writes when it names such an endpoint.
+		if k != "tls" || len(v) != 1 {
+			return Endpoint{}, fmt.Errorf("unknown URL parameter %q (only tls=implicit|starttls|none)", k)
+		}
+		e.TLS = strings.ToLower(v[0])
 	}
 	if e.User == "" {
 		return Endpoint{}, fmt.Errorf("%s: the URL needs a user: %s://USER@%s", s, u.Scheme, u.Host)

@@ -75,11 +75,15 @@ func New(cfg Config) *Destination {
 
 // Describe implements migrate.Destination.
 func (d *Destination) Describe() string {
-	scheme := "imaps"
-	if d.cfg.TLS != TLSImplicit {
-		scheme = "imap"
+	// As the user writes it: imap:// means STARTTLS, so a session
+	// without TLS says so.
+	switch d.cfg.TLS {
+	case TLSStartTLS:
+		return "imap://" + d.cfg.User + "@" + d.cfg.Addr
+	case TLSNone:
+		return "imap://" + d.cfg.User + "@" + d.cfg.Addr + "?tls=none"
 	}
-	return scheme + "://" + d.cfg.User + "@" + d.cfg.Addr
+	return "imaps://" + d.cfg.User + "@" + d.cfg.Addr
 }
 
 func (d *Destination) drop() {

@@ -266,6 +266,16 @@ func authErr(err error) error {
 	return err
 }
 
+// UTF8 turns on UTF-8 mode (RFC 6856 section 2): without it, a server that
+// supports it may serve a message with 8-bit header bytes as a downgraded
+// stand-in (Courier: "Cannot display Unicode content", the original
+// attached as message/global) instead of the message itself. It is sent in
+// the AUTHORIZATION state, before logging in, as the RFC asks.
+func (c *Client) UTF8() error {
+	_, err := c.cmd("UTF8", "UTF8")
+	return err
+}
+
 // Stat returns the number of messages and their total size.
 func (c *Client) Stat() (count int, size int64, err error) {
 	line, err := c.cmd("STAT", "STAT")
@@ -413,6 +423,7 @@ func (c *Client) TopHeaders(nums []int, fn func(i int, header []byte, err error)
 	for start := 0; start < len(nums); start += window {
 		batch := nums[start:min(start+window, len(nums))]
 		for _, n := range batch {
+			c.debug("C: TOP " + strconv.Itoa(n) + " 0")
 			if _, err := c.bw.WriteString("TOP " + strconv.Itoa(n) + " 0\r\n"); err != nil {
 				return err
 			}

@@ -417,3 +417,35 @@ func TestPipelinedRetr(t *testing.T) {
 		}
 	}
 }
+
+// TestUTF8 (RFC 6856): a server that offers UTF8 and downgrades messages with
+// 8-bit headers for clients that do not ask (Courier) gets UTF8 before the
+// login, and the messages arrive as stored; the stand-in is what a client
+// that does not ask gets.
+func TestUTF8(t *testing.T) {
+	orig := []byte("From: Zo\xc3\xab <zoe@example.org>\r\nSubject: R\xc3\xa9union\r\n\r\nbody\r\n")
+	srv := &pop3test.Server{UTF8: true, Messages: []pop3test.Message{{UID: "a", Data: orig}}}
+	f := start(t, srv)
+	_, got, errs := collect(t, f.source("secret"))
+	if len(errs) > 0 || !bytes.Equal(got[0], orig) {
+		t.Fatalf("got %q (%v), want the original", got[0], errs)
+	}
+	// Without UTF8 the same server serves the stand-in: the test above
+	// would see it if the client did not ask.
+	c, err := pop3.Dial(context.Background(), f.addr, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth("jean", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Retr(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	if !bytes.Equal(b, pop3test.StandIn(orig)) {
+		t.Fatalf("without UTF8: %q", b)
+	}
+}

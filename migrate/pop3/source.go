@@ -36,6 +36,8 @@ type Source struct {
 	// in the session that listed the messages.
 	hasUIDL bool
 	numOf   map[string]int
+
+	utf8Refused bool
 }
 
 var _ migrate.Source = (*Source)(nil)
@@ -45,11 +47,15 @@ func NewSource(cfg SourceConfig) *Source { return &Source{cfg: cfg} }
 
 // Describe implements migrate.Source.
 func (s *Source) Describe() string {
-	scheme := "pop3s"
-	if s.cfg.Options.TLS != TLSImplicit {
-		scheme = "pop3"
+	// As the user writes it: pop3:// means STLS, so a session without
+	// TLS says so.
+	switch s.cfg.Options.TLS {
+	case TLSStartTLS:
+		return "pop3://" + s.cfg.User + "@" + s.cfg.Addr
+	case TLSNone:
+		return "pop3://" + s.cfg.User + "@" + s.cfg.Addr + "?tls=none"
 	}
-	return scheme + "://" + s.cfg.User + "@" + s.cfg.Addr
+	return "pop3s://" + s.cfg.User + "@" + s.cfg.Addr
 }
 
 // Notes reports what the user should know about this mailbox.
@@ -86,6 +92,14 @@ func (s *Source) connect(ctx context.Context) error {
 // login signs in with the password or a bearer token; a refused token is
 // fetched afresh and tried once more (it may have just expired).
 func (s *Source) login(c *Client) error {
+	if c.Has("UTF8") {
+		// The messages exactly as stored, not 7-bit stand-ins. A server
+		// that refuses is noted once: what it serves is checked anyway.
+		if err := c.UTF8(); err != nil && !s.utf8Refused {
+			s.utf8Refused = true
+			s.notes = append(s.notes, fmt.Sprintf("the POP3 server offers UTF8 (RFC 6856) but refused it (%v): messages with 8-bit headers may arrive as stand-ins", err))
+		}
+	}
 	if s.cfg.Mechanism == "" {
 		pass, err := s.cfg.Password()
 		if err != nil {

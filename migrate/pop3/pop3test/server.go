@@ -32,6 +32,10 @@ type Server struct {
 	NoCAPA       bool        // answer CAPA with -ERR
 	NoPipelining bool        // leave PIPELINING out of CAPA
 	SASL         bool        // offer AUTH PLAIN
+	// UTF8 offers RFC 6856's UTF8 and, as Courier does, serves a message
+	// with 8-bit header bytes as a 7-bit stand-in to a session that did not
+	// send UTF8 before logging in.
+	UTF8 bool
 	// Hook, when set, sees every command first. It may write its own reply
 	// and return true to skip the normal handling; conn may be closed.
 	Hook func(conn net.Conn, session int, cmd string) bool
@@ -139,6 +143,7 @@ func (s *Server) serve(conn net.Conn, session int) {
 	reply("+OK pop3test ready")
 	authed := false
 	user := ""
+	utf8 := false
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -171,6 +176,9 @@ func (s *Server) serve(conn net.Conn, session int) {
 			if s.SASL {
 				caps += "SASL PLAIN\r\n"
 			}
+			if s.UTF8 {
+				caps += "UTF8 USER\r\n"
+			}
 			if s.STLS && s.TLS != nil {
 				if _, ok := conn.(*tls.Conn); !ok {
 					caps += "STLS\r\n"
@@ -190,6 +198,9 @@ func (s *Server) serve(conn net.Conn, session int) {
 			return
 		case verb == "NOOP":
 			reply("+OK")
+		case verb == "UTF8" && s.UTF8 && !authed:
+			utf8 = true
+			reply("+OK UTF8 enabled")
 		case !authed && verb == "USER":
 			user = arg
 			reply("+OK")
@@ -213,7 +224,7 @@ func (s *Server) serve(conn net.Conn, session int) {
 		case !authed:
 			reply("-ERR log in first")
 		default:
-			s.command(conn, reply, verb, arg)
+			s.command(conn, reply, verb, arg, s.UTF8 && !utf8)
 		}
 	}
 }
@@ -234,7 +245,35 @@ func (s *Server) msg(arg string) (int, bool) {
 	return n, err == nil && n >= 1 && n <= len(s.Messages)
 }
 
-func (s *Server) command(conn net.Conn, reply func(string, ...any), verb, arg string) {
+// StandIn is what a server that downgrades serves in place of a message
+// with 8-bit header bytes (Courier's words).
+func StandIn(data []byte) []byte {
+	return []byte("From: Courier mail server <postmaster@localhost>\r\nSubject: Cannot display Unicode content\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n" +
+		"This E-mail message was determined to be Unicode-formatted but your E-mail reader does not support Unicode E-mail.\r\n" +
+		"--b1\r\nContent-Type: message/global\r\n\r\n" + string(data) + "\r\n--b1--\r\n")
+}
+
+func has8bitHeader(data []byte) bool {
+	end := bytes.Index(data, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(data)
+	}
+	for _, c := range data[:end] {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) command(conn net.Conn, reply func(string, ...any), verb, arg string, downgrade bool) {
+	serve := func(data []byte) []byte {
+		if downgrade && has8bitHeader(data) {
+			return StandIn(data)
+		}
+		return data
+	}
 	switch verb {
 	case "STAT":
 		total := 0
@@ -269,8 +308,9 @@ func (s *Server) command(conn net.Conn, reply func(string, ...any), verb, arg st
 		s.mu.Lock()
 		s.Retrs++
 		s.mu.Unlock()
-		reply("+OK %d octets", len(s.Messages[n-1].Data))
-		conn.Write(Stuff(s.Messages[n-1].Data))
+		data := serve(s.Messages[n-1].Data)
+		reply("+OK %d octets", len(data))
+		conn.Write(Stuff(data))
 	case "TOP":
 		num, lines, _ := strings.Cut(arg, " ")
 		n, ok := s.msg(num)
@@ -281,7 +321,7 @@ func (s *Server) command(conn net.Conn, reply func(string, ...any), verb, arg st
 		s.mu.Lock()
 		s.Tops++
 		s.mu.Unlock()
-		data := s.Messages[n-1].Data
+		data := serve(s.Messages[n-1].Data)
 		end := bytes.Index(data, []byte("\r\n\r\n"))
 		if end < 0 {
 			end = len(data)

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestParseURL: what each URL means, and the mistakes that are refused
+// rather than guessed at.
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url, typ, tls string
+		port          int
+		err           string
+	}{
+		{url: "pop3s://jean@pop.orange.fr", typ: "pop3", tls: "implicit", port: 995},
+		{url: "pop3://jean@pop.example.org", typ: "pop3", tls: "starttls", port: 110},
+		{url: "pop3://jean@192.168.1.10?tls=none", typ: "pop3", tls: "none", port: 110},
+		{url: "imap://jean@10.0.0.2:1143?tls=none", typ: "imap", tls: "none", port: 1143},
+		{url: "imaps://jean.dupont@orange.fr@imap.example.net", typ: "imap", tls: "implicit", port: 993},
+		{url: "imaps://jean@imap.example.net:0", err: "port 0"},
+		{url: "imaps://jean@imap.example.net?tls=maybe", err: "tls must be"},
+		{url: "imaps://jean@imap.example.net?timeout=3", err: "unknown URL parameter"},
+		{url: "imaps://jean:secret@imap.example.net", err: "password in a URL"},
+	} {
+		e, err := parseURL(tc.url)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.url, err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("%s: the error quotes the password", tc.url)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.url, err)
+		case e.Type != tc.typ || e.TLS != tc.tls || e.Port != tc.port:
+			t.Errorf("%s: %s %s %d, want %s %s %d", tc.url, e.Type, e.TLS, e.Port, tc.typ, tc.tls, tc.port)
+		}
+	}
+}
