@@ -48,6 +48,51 @@ type FolderPlan struct {
 	How    string `json:"how"`
 }
 
+// Namespace is where a destination account keeps its own folders (RFC
+// 2342 section 5, the first personal namespace): the prefix every folder
+// mailmove creates goes under ("INBOX." on Cyrus and Courier, "" on
+// Dovecot and Gmail) and the hierarchy delimiter.
+type Namespace struct {
+	Prefix string
+	Delim  rune // 0 when the server did not say: "/" is assumed
+}
+
+func (ns Namespace) delim() string {
+	if ns.Delim == 0 {
+		return "/"
+	}
+	return string(ns.Delim)
+}
+
+// Qualify turns a folder the user named ("/" between levels, as in
+// --folder and --folder-map) into the server's name for it: INBOX stays
+// INBOX, a folder that exists is taken as it is, a name already under the
+// personal prefix is kept, and anything else goes under the prefix. So
+// "Old mail/2019" is "Old mail/2019" on Dovecot and "INBOX.Old mail.2019"
+// on Cyrus.
+func (ns Namespace) Qualify(path string, dest []Folder) string {
+	name := strings.ReplaceAll(strings.Trim(path, "/"), "/", ns.delim())
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	for _, f := range dest {
+		if f.Name == name {
+			return name
+		}
+	}
+	p := ns.Prefix
+	if p == "" {
+		return name
+	}
+	if strings.HasPrefix(strings.ToUpper(p), "INBOX") && len(name) >= len(p) && strings.EqualFold(name[:len(p)], p) {
+		return p + name[len(p):] // "inbox.x" is INBOX's child: INBOX is case-insensitive
+	}
+	if strings.HasPrefix(name, p) {
+		return name
+	}
+	return p + name
+}
+
 // PlanFolder maps a source folder path (levels joined by "/") to a
 // destination folder name:
 //  1. the longest entry of folderMap (source path → destination path, "/"
@@ -58,16 +103,19 @@ type FolderPlan struct {
 //  3. anything else by name.
 //
 // Levels are joined with the server's hierarchy delimiter; a delimiter inside
-// a source folder's name becomes "_" so it does not create a level.
-func PlanFolder(src string, dest []Folder, folderMap map[string]string) FolderPlan {
-	delim := '/'
-	for _, f := range dest {
-		if f.Delim != 0 {
-			delim = f.Delim
-			break
+// a source folder's name becomes "_" so it does not create a level. A folder
+// that does not exist yet is named under the personal namespace's prefix, as
+// servers with an "INBOX." namespace refuse folders beside INBOX.
+func PlanFolder(src string, dest []Folder, ns Namespace, folderMap map[string]string) FolderPlan {
+	if ns.Delim == 0 {
+		for _, f := range dest {
+			if f.Delim != 0 {
+				ns.Delim = f.Delim
+				break
+			}
 		}
 	}
-	d := string(delim)
+	d := ns.delim()
 	parts := strings.Split(strings.Trim(src, "/"), "/")
 	plan := FolderPlan{Source: src}
 
@@ -81,8 +129,7 @@ func PlanFolder(src string, dest []Folder, folderMap map[string]string) FolderPl
 		kk := strings.Trim(k, "/")
 		if strings.EqualFold(src, kk) || len(src) > len(kk) && strings.EqualFold(src[:len(kk)+1], kk+"/") {
 			rest := parts[len(strings.Split(kk, "/")):]
-			base := strings.ReplaceAll(strings.Trim(folderMap[k], "/"), "/", d)
-			plan.Dest = joinLevels(base, rest, d)
+			plan.Dest = joinLevels(ns.Qualify(folderMap[k], dest), rest, d)
 			plan.How = fmt.Sprintf("--folder-map %s=%s", k, folderMap[k])
 			return plan
 		}
@@ -91,23 +138,27 @@ func PlanFolder(src string, dest []Folder, folderMap map[string]string) FolderPl
 	// 2. Roles of the top level.
 	top := parts[0]
 	rest := parts[1:]
+	byName := ns.Prefix + clean(top, d)
 	switch role := RoleOf(top); role {
 	case "":
-		plan.Dest, plan.How = clean(top, d), "by name"
+		plan.Dest, plan.How = byName, "by name"
 	case useInbox:
 		plan.Dest, plan.How = "INBOX", "the inbox"
 	default:
 		if f, ok := findUse(dest, role); ok {
 			plan.Dest, plan.How = f, "the destination's "+role+" folder"
-		} else if f, ok := findNamed(dest, role, d); ok {
+		} else if f, ok := findNamed(dest, role, ns.Prefix, d); ok {
 			plan.Dest, plan.How = f, "an existing folder with a usual "+role+" name; none has the "+role+" attribute"
 		} else {
-			plan.Dest, plan.How = clean(top, d), "by name; the destination has no "+role+" folder"
+			plan.Dest, plan.How = byName, "by name; the destination has no "+role+" folder"
 		}
 	}
 	plan.Dest = joinLevels(plan.Dest, rest, d)
 	if strings.Contains(src, d) && d != "/" {
 		plan.How += fmt.Sprintf(`; %q in names became "_"`, d)
+	}
+	if ns.Prefix != "" && strings.HasPrefix(plan.Dest, ns.Prefix) && !strings.Contains(plan.How, "existing") && !strings.Contains(plan.How, "destination's") {
+		plan.How += fmt.Sprintf("; under the personal namespace %q", ns.Prefix)
 	}
 	return plan
 }
@@ -140,13 +191,14 @@ func findUse(dest []Folder, use string) (string, bool) {
 }
 
 // findNamed looks for an existing folder with one of the role's usual names,
-// at the top level, under INBOX (Courier-style namespaces) or under Gmail's
-// [Gmail] parent.
-func findNamed(dest []Folder, role, d string) (string, bool) {
+// at the top level, under the personal prefix or INBOX (Courier-style
+// namespaces) or under Gmail's [Gmail] parent.
+func findNamed(dest []Folder, role, prefix, d string) (string, bool) {
+	prefixes := []string{"", strings.ToLower(prefix), "inbox" + d, "[gmail]" + d, "[google mail]" + d}
 	for _, want := range roleNames[role] {
 		for _, f := range dest {
 			name := strings.ToLower(f.Name)
-			for _, prefix := range []string{"", "inbox" + d, "[gmail]" + d, "[google mail]" + d} {
+			for _, prefix := range prefixes {
 				if name == prefix+want {
 					return f.Name, true
 				}

@@ -126,6 +126,10 @@ type Destination interface {
 	// Folders lists the folders the account has, with their special-use
 	// attributes (RFC 6154).
 	Folders(ctx context.Context) ([]Folder, error)
+	// Personal returns the account's personal namespace (RFC 2342), under
+	// which new folders are created. A server without NAMESPACE has an
+	// empty prefix.
+	Personal(ctx context.Context) (Namespace, error)
 	// Mailbox readies a folder for appending, creating it when it is missing
 	// and create is true. Idempotent.
 	Mailbox(ctx context.Context, name string, create bool) (MailboxInfo, error)
@@ -247,6 +251,18 @@ type Permanent struct{ Err error }
 
 func (e *Permanent) Error() string { return e.Err.Error() }
 func (e *Permanent) Unwrap() error { return e.Err }
+
+// FolderError is a destination folder the server will not create or open
+// ("NO Invalid mailbox name", "NO Permission denied"): the messages meant for
+// it fail, with the server's words, and every other folder goes on. It is
+// never retried as if the network had failed.
+type FolderError struct {
+	Folder string
+	Err    error
+}
+
+func (e *FolderError) Error() string { return e.Err.Error() }
+func (e *FolderError) Unwrap() error { return e.Err }
 
 // Fatal marks an error that no retry can mend: authentication refused, an
 // untrusted certificate, a full quota.

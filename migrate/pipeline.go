@@ -76,12 +76,14 @@ type runner struct {
 	authRetried bool                  // the one retry a transient-looking login refusal gets is used
 	plans       map[string]FolderPlan // source folder → destination
 	dest        []Folder              // the destination's folders, listed once
+	ns          Namespace             // and its personal namespace
+	boxErr      map[string]error      // folders the server would not create or open
 	spam        spamPlan
 	words       stdmime.WordDecoder
 
 	// The upload stage (upload.go).
-	pipeliner   Pipeliner // nil: one message at a time on dst itself
-	pipe        Pipe      // opened by startPipe
+	pipeliner   Pipeliner           // nil: one message at a time on dst itself
+	pipe        Pipe                // opened by startPipe
 	forming     map[string]*forming // folder → the batch being filled
 	claimed     map[string]string   // claimKey → ID: copied or in flight, maybe not in cp yet
 	staged      []Record            // written by the next flush
@@ -139,6 +141,7 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 		done:    map[string]State{},
 		idx:     map[string]*folderIndex{},
 		boxes:   map[string]MailboxInfo{},
+		boxErr:  map[string]error{},
 		plans:   map[string]FolderPlan{},
 		words:   stdmime.WordDecoder{CharsetReader: charset.Reader},
 		forming: map[string]*forming{},
@@ -264,11 +267,9 @@ func (r *runner) run(ctx context.Context) error {
 // it.) It touches only r.dest and r.boxes, which nothing else uses until it
 // is done, and says nothing: the caller decides on its error.
 func (r *runner) warm(ctx context.Context) error {
-	folders, err := r.dst.Folders(ctx)
-	if err != nil {
+	if err := r.listDest(ctx); err != nil {
 		return err
 	}
-	r.dest = folders
 	box, err := r.dst.Mailbox(ctx, r.opt.Folder, false)
 	if err == nil && box.Exists {
 		r.boxes[r.opt.Folder] = box
@@ -286,15 +287,12 @@ func (r *runner) planFolders(ctx context.Context, entries []Entry) error {
 			names = append(names, e.Folder)
 		}
 	}
-	if len(names) == 0 {
-		return nil
-	}
-	dest, err := r.destFolders(ctx)
+	dest, err := r.destFolders(ctx) // also names --folder and the review folder
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		p := PlanFolder(name, dest, r.opt.FolderMap)
+		p := PlanFolder(name, dest, r.ns, r.opt.FolderMap)
 		r.plans[name] = p
 		r.sum.Folders = append(r.sum.Folders, p)
 		r.note("folder %q → %q (%s)", p.Source, p.Dest, p.How)
@@ -307,12 +305,26 @@ func (r *runner) destFolders(ctx context.Context) ([]Folder, error) {
 	if r.dest != nil {
 		return r.dest, nil
 	}
-	err := r.withRetry(ctx, func() error {
-		var err error
-		r.dest, err = r.dst.Folders(ctx)
-		return err
-	})
+	err := r.withRetry(ctx, func() error { return r.listDest(ctx) })
 	return r.dest, err
+}
+
+// listDest lists the destination's folders and personal namespace, and
+// names the folders the user gave (--folder, the review folder) as the
+// server will: under its personal prefix.
+func (r *runner) listDest(ctx context.Context) error {
+	folders, err := r.dst.Folders(ctx)
+	if err != nil {
+		return err
+	}
+	ns, err := r.dst.Personal(ctx)
+	if err != nil {
+		return err
+	}
+	r.dest, r.ns = folders, ns
+	r.opt.Folder = ns.Qualify(r.opt.Folder, folders)
+	r.opt.ReviewFolder = ns.Qualify(r.opt.ReviewFolder, folders)
+	return nil
 }
 
 func (r *runner) list(ctx context.Context) ([]Entry, error) {
@@ -649,10 +661,12 @@ func (r *runner) deliver(ctx context.Context, j *job, attempt int) error {
 			return nil
 		}
 		var perm *Permanent
+		var folder *FolderError
 		if errors.As(err, &perm) {
 			// A refusal names what the server disliked: try the matching
-			// repair once, then give up on this message.
-			if more, ok := repairFor(err.Error(), j.ropts); ok && !repaired {
+			// repair once, then give up on this message. A folder the
+			// server refuses is no fault of the message.
+			if more, ok := repairFor(err.Error(), j.ropts); ok && !repaired && !errors.As(err, &folder) {
 				repaired, j.ropts = true, more
 				next, rerr := r.repair(&j.rec, &j.ev, j.body, j.ropts, err.Error())
 				if rerr != nil {
@@ -892,7 +906,19 @@ func (r *runner) mailbox(ctx context.Context, name string) (MailboxInfo, error) 
 	if box, ok := r.boxes[name]; ok {
 		return box, nil
 	}
+	if err := r.boxErr[name]; err != nil {
+		return MailboxInfo{}, err
+	}
 	box, err := r.dst.Mailbox(ctx, name, true)
+	var ferr *FolderError
+	if errors.As(err, &ferr) {
+		// Asked once per run: its messages fail with the server's words,
+		// the other folders go on.
+		err = &Permanent{Err: err}
+		r.boxErr[name] = err
+		r.note("%s will not have folder %q (%v): the messages meant for it are not copied; "+
+			"--folder-map or --junk-folder can send them elsewhere", r.dst.Describe(), name, ferr.Err)
+	}
 	if err != nil {
 		return box, err
 	}

@@ -81,9 +81,9 @@ func (r *runner) planSpam(ctx context.Context, entries, todo []Entry, doneVerdic
 		return err
 	}
 	if r.opt.JunkFolder != "" {
-		r.spam.junk = FolderPlan{Source: "(junk)", Dest: r.opt.JunkFolder, How: "--junk-folder"}
+		r.spam.junk = FolderPlan{Source: "(junk)", Dest: r.ns.Qualify(r.opt.JunkFolder, dest), How: "--junk-folder"}
 	} else {
-		r.spam.junk = PlanFolder("Junk", dest, nil)
+		r.spam.junk = PlanFolder("Junk", dest, r.ns, nil)
 		r.spam.junk.Source = "(junk)"
 	}
 	r.sum.JunkFolder = r.spam.junk.Dest

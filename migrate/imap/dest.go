@@ -61,6 +61,7 @@ type Destination struct {
 	selected string
 	boxes    map[string][]imapv2.MailboxAttr // from LIST, by name
 	delim    rune
+	ns       *migrate.Namespace // learnt once: it does not change between sessions
 }
 
 var _ migrate.Destination = (*Destination)(nil)
@@ -244,8 +245,49 @@ func (d *Destination) list(ctx context.Context) error {
 				d.delim = b.Delim
 			}
 		}
+		if d.ns != nil {
+			return nil
+		}
+		ns := migrate.Namespace{Delim: d.delim}
+		if c.Caps().Has(imapv2.CapNamespace) || c.Caps().Has(imapv2.CapIMAP4rev2) {
+			data, err := c.Namespace().Wait()
+			if err != nil {
+				return fmt.Errorf("namespace: %w", err)
+			}
+			if len(data.Personal) > 0 {
+				ns = migrate.Namespace{Prefix: data.Personal[0].Prefix, Delim: data.Personal[0].Delim}
+			}
+		}
+		if ns.Delim == 0 {
+			ns.Delim = d.delim
+		}
+		d.ns = &ns
 		return nil
 	})
+}
+
+// Personal implements migrate.Destination: the first personal namespace
+// (RFC 2342 section 5), which Cyrus and Courier make "INBOX." by default.
+func (d *Destination) Personal(ctx context.Context) (migrate.Namespace, error) {
+	if err := d.list(ctx); err != nil {
+		return migrate.Namespace{}, err
+	}
+	return *d.ns, nil
+}
+
+// folderErr sorts a refusal of CREATE or SELECT: a server's NO is about this
+// folder (a name it does not allow, a folder it will not let us use) unless
+// its response code says it may pass (RFC 5530).
+func folderErr(name string, err error) error {
+	var ierr *imapv2.Error
+	if !errors.As(err, &ierr) {
+		return err
+	}
+	switch ierr.Code {
+	case imapv2.ResponseCodeUnavailable, imapv2.ResponseCodeInUse, imapv2.ResponseCodeServerBug, imapv2.ResponseCodeLimit:
+		return err
+	}
+	return &migrate.FolderError{Folder: name, Err: err}
 }
 
 // Folders implements migrate.Destination.
@@ -307,7 +349,7 @@ func (d *Destination) Mailbox(ctx context.Context, name string, create bool) (mi
 			err := c.Create(name, nil).Wait()
 			var ierr *imapv2.Error
 			if err != nil && !(errors.As(err, &ierr) && ierr.Code == imapv2.ResponseCodeAlreadyExists) {
-				return fmt.Errorf("create folder %s: %w", name, err)
+				return folderErr(name, fmt.Errorf("create folder %s: %w", name, err))
 			}
 			c.Subscribe(name).Wait() // so mail clients show it; not essential
 			d.boxes[name] = nil
@@ -315,7 +357,7 @@ func (d *Destination) Mailbox(ctx context.Context, name string, create bool) (mi
 		}
 		data, err := d.selectBox(c, name)
 		if err != nil {
-			return err
+			return folderErr(name, err)
 		}
 		info.UIDValidity = data.UIDValidity
 		if limit, ok := c.Caps().AppendLimit(); ok && limit != nil {
