@@ -54,15 +54,15 @@ func TestFolderUnderNamespace(t *testing.T) {
 func TestFolderRefused(t *testing.T) {
 	e := newEnv(t, spamAndHam())
 	d := &cyrusLike{Destination: e.dst} // says nothing of its namespace
-	var ev events
-	sum, err := migrate.Run(context.Background(), e.src, d, e.state, migrate.Options{Observer: &ev, Run: "test"})
+	ev := &recorder{}
+	sum, err := migrate.Run(context.Background(), e.src, d, e.state, migrate.Options{Observer: ev, Run: "test"})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if sum.Copied != 8 || sum.Failed != 4 || d.creates.Load() != 1 {
 		t.Fatalf("copied %d, failed %d, refused creates %d (want 8, 4, 1)", sum.Copied, sum.Failed, d.creates.Load())
 	}
-	for _, x := range ev.list {
+	for _, x := range ev.events {
 		if x.Action == migrate.ActFailed && !strings.Contains(x.Reason, "Permission denied") {
 			t.Errorf("failed without the server's words: %q", x.Reason)
 		}
@@ -72,10 +72,3 @@ func TestFolderRefused(t *testing.T) {
 	}
 }
 
-// events records every message event of a run.
-type events struct {
-	migrate.NopObserver
-	list []migrate.Event
-}
-
-func (e *events) Message(ev migrate.Event) { e.list = append(e.list, ev) }

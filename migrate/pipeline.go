@@ -231,7 +231,7 @@ func (r *runner) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read state: %w", err)
 	}
-	if err := r.reconcile(ctx, pending); err != nil {
+	if err := r.reconcile(ctx, pending, doneVerdict); err != nil {
 		return err
 	}
 	if err := r.planFolders(ctx, entries); err != nil {
@@ -346,7 +346,7 @@ func (r *runner) list(ctx context.Context) ([]Entry, error) {
 // reconcile settles messages an earlier run left pending: it may have been
 // stopped after the server stored one but before recording it. Each is looked
 // for at the destination before anything is appended again.
-func (r *runner) reconcile(ctx context.Context, pending []Record) error {
+func (r *runner) reconcile(ctx context.Context, pending []Record, doneVerdict map[string]string) error {
 	slices.SortFunc(pending, func(a, b Record) int { return cmpString(a.ID, b.ID) })
 	for _, rec := range pending {
 		var uid uint32
@@ -364,6 +364,10 @@ func (r *runner) reconcile(ctx context.Context, pending []Record) error {
 			rec.Reason = "found at the destination after an interrupted run"
 			r.done[rec.ID] = Copied
 			r.sum.Reconciled++
+			if rec.Verdict != "" {
+				// Counted by the spam guard like every message done.
+				doneVerdict[rec.ID] = rec.Verdict + "/" + rec.Basis
+			}
 		} else {
 			rec.State = Failed
 			rec.Reason = "interrupted before the server confirmed it, and not at the destination: copied again"

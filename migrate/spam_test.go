@@ -127,3 +127,26 @@ func TestJunkKeywordsNeverBoth(t *testing.T) {
 		}
 	}
 }
+
+// TestSpamGuardCountsReconciled: messages an interrupted run left pending
+// and the next run finds at the destination count for the guard with their
+// recorded verdicts, as messages done do.
+func TestSpamGuardCountsReconciled(t *testing.T) {
+	var msgs []string
+	for i := 0; i < 40; i++ {
+		msgs = append(msgs, verdictMsg(i, i < 25))
+	}
+	e := newEnv(t, msgs)
+	for i := 0; i < 20; i++ { // spam, copied to INBOX before a kill
+		m := []byte(msgs[i])
+		if _, err := e.dst.Append(context.Background(), "INBOX", migrate.Outgoing{Body: migrate.BodyFromBytes(m)}); err != nil {
+			t.Fatal(err)
+		}
+		e.state.Put(migrate.Record{ID: fmt.Sprintf("uidl:m%d", i), State: migrate.Pending, Folder: "INBOX", Size: int64(len(m)),
+			Fingerprint: fpOf(m), Key: keyOf(m), MessageID: fmt.Sprintf("%d@sender.example", i), Verdict: "spam", Basis: "header"})
+	}
+	sum := e.run(t, nil)
+	if sum.Reconciled != 20 || !slices.ContainsFunc(sum.Notes, func(n string) bool { return strings.Contains(n, "mark 25 of 40 messages") }) {
+		t.Fatalf("reconciled %d, notes %q", sum.Reconciled, sum.Notes)
+	}
+}
