@@ -246,8 +246,15 @@ type Checkpoint interface {
 var ErrLocked = errors.New("another mailmove run is using this state file")
 
 // Permanent marks an error that concerns one message only: the server refused
-// it, and retrying the same bytes will fail the same way.
-type Permanent struct{ Err error }
+// it, and retrying the same bytes will fail the same way. Uncoded says the
+// server gave no response code (RFC 5530) with its NO: then the trouble may
+// be its own, not the message's (maddy under parallel appends: "NO
+// CreateMessage (uidNext): database is locked"), so the refusal is tried
+// again a few times before it is final.
+type Permanent struct {
+	Err     error
+	Uncoded bool
+}
 
 func (e *Permanent) Error() string { return e.Err.Error() }
 func (e *Permanent) Unwrap() error { return e.Err }

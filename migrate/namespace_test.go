@@ -71,4 +71,3 @@ func TestFolderRefused(t *testing.T) {
 		t.Errorf("INBOX holds %d, want the 8 ham", got)
 	}
 }
-

@@ -37,6 +37,7 @@ type Options struct {
 	ReviewFolder   string        // where readable stand-ins for XML records go; default "mailmove-review"
 	EncodeHeaders  bool          // RFC 2047-encode 8-bit header bytes up front (else only after a refusal)
 	FoldLines      bool          // re-encode lines over 998 octets up front (else only after a refusal)
+	CloseParts     bool          // close multiparts that never end up front (else only after a refusal)
 	Spam           SpamPolicy    // what a spam verdict does; default SpamRoute
 	JunkFolder     string        // where routed spam goes; default the destination's \Junk folder
 	GuardRatio     float64       // share of a folder that header verdicts may send to junk; default 0.5
@@ -90,9 +91,14 @@ type runner struct {
 	sent        int                 // batches sent whose outcome is not taken yet
 	stopErr     error               // what stops the run, found while taking outcomes
 	pipeRefused bool
-	mu          sync.Mutex // guards results
-	results     []sentBatch
-	ready       chan struct{}
+	pipeConns   int // connections of the pipe now: fewer after the server could not take them
+	// uncodedFutile counts the messages in a row whose uncoded refusals
+	// (see Permanent) stayed after every attempt: past uncodedGiveUp they
+	// are taken as final, so that a server that means them costs little.
+	uncodedFutile int
+	mu            sync.Mutex // guards results
+	results       []sentBatch
+	ready         chan struct{}
 }
 
 // Run copies every message of src to dst that cp does not record as done,
@@ -618,7 +624,7 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		ev.Spam += "; " + spamNote
 	}
 	j.rec, j.ev, j.flags, j.h, j.fp = rec, ev, flags, h, fp
-	j.ropts = mime.RepairOptions{Date: date, EncodeHeaders: r.opt.EncodeHeaders, FoldLines: r.opt.FoldLines}
+	j.ropts = mime.RepairOptions{Date: date, EncodeHeaders: r.opt.EncodeHeaders, FoldLines: r.opt.FoldLines, CloseParts: r.opt.CloseParts}
 	if probe.Needs(j.ropts) {
 		if j.send, err = r.repair(&j.rec, &j.ev, body, j.ropts, ""); err != nil {
 			return err
@@ -634,6 +640,13 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	}
 	return r.deliver(ctx, j, 0)
 }
+
+// An uncoded refusal gets uncodedTries attempts in all, with backoff; two
+// once uncodedGiveUp messages in a row found no attempt helped.
+const (
+	uncodedTries  = 3
+	uncodedGiveUp = 3
+)
 
 // job is one message on its way to the destination.
 type job struct {
@@ -659,9 +672,13 @@ func (j *job) release() {
 // once, before keeping the message in the quarantine.
 func (r *runner) deliver(ctx context.Context, j *job, attempt int) error {
 	repaired := false
+	uncoded := 0 // uncoded refusals of this message so far
 	for ; ; attempt++ {
 		err := r.copy(ctx, &j.rec, &j.ev, j.flags, j.send, attempt)
 		if err == nil {
+			if uncoded > 0 {
+				r.uncodedFutile = 0 // trying again was worth it
+			}
 			return nil
 		}
 		var perm *Permanent
@@ -684,6 +701,25 @@ func (r *runner) deliver(ctx context.Context, j *job, attempt int) error {
 					r.describe(&j.rec, &j.ev, j.send, j.h, j.fp)
 					attempt = -1
 					continue
+				}
+			}
+			tries := uncodedTries
+			if r.uncodedFutile >= uncodedGiveUp {
+				tries = 2 // the server seems to mean them: one more try only
+			}
+			if perm.Uncoded && !errors.As(err, &folder) && uncoded < tries-1 {
+				// No response code: maybe the server's own trouble.
+				if err := r.pause(ctx, uncoded, nil); err != nil {
+					return err
+				}
+				uncoded++
+				attempt = -1
+				continue
+			}
+			if uncoded > 0 {
+				if r.uncodedFutile++; r.uncodedFutile == uncodedGiveUp {
+					r.note("%d messages in a row were refused without a reason code however often they were tried: "+
+						"such refusals get one more try only from now on", uncodedGiveUp)
 				}
 			}
 			return r.fail(&j.rec, &j.ev, j.body, err)
@@ -770,8 +806,11 @@ func repairFor(refusal string, opts mime.RepairOptions) (mime.RepairOptions, boo
 	if has("line too long", "line length", "lines longer", "long line", "998") {
 		more.FoldLines = true
 	}
+	if has("eof", "boundary", "multipart", "mime") {
+		more.CloseParts = true
+	}
 	if has("parse", "malformed", "invalid message", "syntax", "rfc 5322", "rfc5322", "rfc 822") {
-		more.EncodeHeaders, more.FoldLines = true, true
+		more.EncodeHeaders, more.FoldLines, more.CloseParts = true, true, true
 	}
 	return more, more != opts
 }

@@ -149,11 +149,35 @@ func (r *runner) enqueue(ctx context.Context, j *job) (taken, settled bool, err 
 // more refused login, and providers lock accounts after a few.
 func (r *runner) startPipe() {
 	if r.pipe == nil && r.pipeliner != nil {
-		r.pipe = r.pipeliner.Pipe(r.opt.Connections)
+		r.pipeConns = r.opt.Connections
+		r.pipe = r.pipeliner.Pipe(r.pipeConns)
 		if r.pipe == nil {
 			r.pipeliner = nil // a decorator around one that cannot
 		}
 	}
+}
+
+// shrinkPipe halves the append connections after the server refused
+// messages without a reason while several were appending (maddy's sqlite
+// storage: "database is locked"); from one, appends go over the main
+// connection alone. The batches in flight finish first.
+func (r *runner) shrinkPipe(why error) {
+	if r.pipe == nil {
+		return
+	}
+	r.pipe.Close()
+	r.pipe = nil
+	n := r.pipeConns / 2
+	if n == 0 {
+		r.pipeliner = nil
+		r.note("the server refused appends without a reason (%v) with one append connection beside the main one: "+
+			"messages go one at a time over the main connection from now on", why)
+		return
+	}
+	r.note("the server refused appends without a reason (%v) while %d connections were appending: going on with %d",
+		why, r.pipeConns, n)
+	r.pipeConns = n
+	r.pipe = r.pipeliner.Pipe(n)
 }
 
 // submit sends a folder's batch: its records are written as pending, with
@@ -163,6 +187,16 @@ func (r *runner) submit(ctx context.Context, folder string) error {
 	delete(r.forming, folder)
 	if f == nil || len(f.jobs) == 0 {
 		return nil
+	}
+	if r.pipe == nil {
+		// The pipe was given up while this batch formed: one by one.
+		for _, j := range f.jobs {
+			if r.stopErr == nil {
+				r.keep(r.deliver(ctx, j, 0))
+			}
+			j.release()
+		}
+		return r.stopErr
 	}
 	msgs := make([]Outgoing, len(f.jobs))
 	for i, j := range f.jobs {
@@ -245,6 +279,13 @@ func (r *runner) collect(ctx context.Context, wait bool) error {
 // connection each is first looked for at the destination.
 func (r *runner) settleBatch(ctx context.Context, b sentBatch) {
 	paused := false
+	for _, res := range b.res {
+		var perm *Permanent
+		if errors.As(res.Err, &perm) && perm.Uncoded && r.stopErr == nil {
+			r.shrinkPipe(perm.Err)
+			break
+		}
+	}
 	for i, j := range b.jobs {
 		res := b.res[i]
 		err := res.Err
@@ -311,7 +352,7 @@ func (r *runner) keep(err error) {
 // after an error or an interruption what is still being formed is dropped
 // and only what is in flight is waited for.
 func (r *runner) closePipe(ctx context.Context, runErr error) error {
-	if r.pipe == nil {
+	if r.pipe == nil && r.sent == 0 {
 		return runErr
 	}
 	if runErr == nil && r.stopErr == nil {
@@ -327,8 +368,10 @@ func (r *runner) closePipe(ctx context.Context, runErr error) error {
 		delete(r.forming, folder)
 	}
 	err := r.collect(ctx, true)
-	r.pipe.Close()
-	r.pipe = nil
+	if r.pipe != nil {
+		r.pipe.Close()
+		r.pipe = nil
+	}
 	if runErr != nil {
 		return runErr
 	}

@@ -154,3 +154,70 @@ func setField(header []byte, name, value string) []byte {
 	}
 	return res
 }
+
+// closeParts adds the close delimiter ("--boundary--", RFC 2046 section
+// 5.1.1) to every multipart whose content ends without one, at the end of
+// that content: some servers refuse such a message (maddy: "unexpected
+// EOF"), and it is a truncation no reader can tell from a complete message
+// anyway. A line break goes before the delimiter, so that the last part
+// keeps every byte it had. It returns how many it closed.
+func closeParts(msg []byte, depth int) ([]byte, int) {
+	if depth >= 20 {
+		return msg, 0
+	}
+	header, body := splitMessage(msg)
+	t, params := contentType(ParseHeader(header))
+	switch {
+	case strings.HasPrefix(t, "multipart/") && params["boundary"] != "":
+		delim := []byte("--" + params["boundary"])
+		_, d := delimiterAt(body, delim)
+		if d < 0 {
+			return msg, 0
+		}
+		out := append(append([]byte(nil), header...), body[:d]...)
+		rest := body[d:]
+		n := 0
+		closeHere := func() {
+			if len(out) > 0 && out[len(out)-1] != '\n' {
+				out = append(out, "\r\n"...)
+			}
+			out = append(append(append(out, "\r\n"...), delim...), "--\r\n"...)
+			n++
+		}
+		for len(rest) > 0 {
+			lineEnd := bytes.IndexByte(rest, '\n') + 1
+			if lineEnd == 0 {
+				lineEnd = len(rest)
+			}
+			line := rest[:lineEnd]
+			out = append(out, line...)
+			rest = rest[lineEnd:]
+			if bytes.HasPrefix(line[len(delim):], []byte("--")) {
+				return append(out, rest...), n // closed: the epilogue follows
+			}
+			b, d := delimiterAt(rest, delim)
+			last := d < 0
+			if last {
+				b, d = len(rest), len(rest)
+			}
+			part, k := closeParts(rest[:b], depth+1)
+			n += k
+			out = append(out, part...)
+			out = append(out, rest[b:d]...)
+			rest = rest[d:]
+			if last {
+				closeHere()
+				return out, n
+			}
+		}
+		closeHere() // the message ends on an opening delimiter line
+		return out, n
+	case t == "message/rfc822":
+		inner, n := closeParts(body, depth+1)
+		if n == 0 {
+			return msg, 0
+		}
+		return append(append([]byte(nil), header...), inner...), n
+	}
+	return msg, 0
+}

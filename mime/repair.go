@@ -32,6 +32,9 @@ type RepairOptions struct {
 	// FoldLines re-encodes parts with lines longer than 998 octets (RFC 5322
 	// section 2.1.1), losslessly: quoted-printable for text, base64 else.
 	FoldLines bool
+	// CloseParts adds the missing close delimiter of a multipart (RFC 2046
+	// section 5.1.1), for servers that refuse a message without one.
+	CloseParts bool
 }
 
 // Repaired is the outcome of Repair.
@@ -134,6 +137,14 @@ func Repair(msg []byte, opts RepairOptions) Repaired {
 			m = out
 			find("header-8bit", "8-bit bytes in the header, which this server does not accept",
 				fmt.Sprintf("%d field(s) RFC 2047-encoded", n))
+		}
+	}
+
+	if opts.CloseParts {
+		if out, n := closeParts(m, 0); n > 0 {
+			m = out
+			find("multipart-unclosed", "a multipart part list that never ends (no close delimiter, RFC 2046 section 5.1.1)",
+				fmt.Sprintf("%d close delimiter(s) added at the end of the parts, nothing removed", n))
 		}
 	}
 
@@ -653,6 +664,9 @@ func (p *Probe) Needs(opts RepairOptions) bool {
 		if len(b) > 0 && b[0] == '<' {
 			return true
 		}
+	}
+	if t, _ := contentType(h); opts.CloseParts && strings.HasPrefix(t, "multipart/") {
+		return true // whether it ends is only known at its end: Repair looks
 	}
 	return opts.EncodeHeaders && has8bit(header) || opts.FoldLines && p.longest > 998
 }

@@ -44,6 +44,7 @@ type Config struct {
 	ReviewFolder   string              `toml:"review_folder"`
 	EncodeHeaders  bool                `toml:"encode_headers"`
 	FoldLongLines  bool                `toml:"fold_long_lines"`
+	CloseMultipart bool                `toml:"close_multipart"`
 	Endpoints      map[string]Endpoint `toml:"endpoints"`
 }
 

@@ -198,6 +198,7 @@ type Main struct {
 	reviewFolder   string
 	encodeHeaders  bool
 	foldLines      bool
+	closeParts     bool
 	showRepairs    bool
 	quarantine     string // "list" or "retry": the quarantine subcommands
 	command        string // status, verify or undo
@@ -288,6 +289,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.reviewFolder, "review-folder", "", "folder for readable stand-ins of XML records that held no mail (default mailmove-review)")
 	fs.BoolVar(&m.encodeHeaders, "encode-headers", false, "RFC 2047-encode 8-bit header bytes up front (default: only when the server refuses them)")
 	fs.BoolVar(&m.foldLines, "fold-long-lines", false, "re-encode lines over 998 octets up front, as Exchange needs (default: only when the server refuses them)")
+	fs.BoolVar(&m.closeParts, "close-multipart", false, "add the missing end of multipart messages cut short up front (default: only when the server refuses them)")
 	fs.BoolVar(&m.showRepairs, "show-repairs", false, "with --dry-run or -v: show each repair's header fields before and after")
 	fs.BoolVar(&m.deleteAfter, "delete-after-verify", false, "POP3: after the copy, delete from the server the messages verified at the destination (off by default)")
 	fs.StringVar(&m.undoRun, "run", "", "undo: the run whose appended messages to remove (see the report or the output)")
@@ -348,6 +350,7 @@ func (m *Main) ParseFlags(args []string) error {
 	m.reviewFolder = cmp.Or(m.reviewFolder, cfg.ReviewFolder)
 	m.encodeHeaders = m.encodeHeaders || cfg.EncodeHeaders
 	m.foldLines = m.foldLines || cfg.FoldLongLines
+	m.closeParts = m.closeParts || cfg.CloseMultipart
 	if _, err := migrate.ParseSpamPolicy(m.spam); err != nil {
 		return usagef("--spam: %v", err)
 	}
@@ -548,6 +551,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		ReviewFolder:   m.reviewFolder,
 		EncodeHeaders:  m.encodeHeaders,
 		FoldLines:      m.foldLines,
+		CloseParts:     m.closeParts,
 		Connections:    appendConnections(m.connections, m.maxConns, to.Host),
 	})
 	var until *untilReached

@@ -526,5 +526,5 @@ func classify(folder string, err error) error {
 	if strings.Contains(strings.ToLower(ierr.Text), "throttl") {
 		return err
 	}
-	return &migrate.Permanent{Err: err}
+	return &migrate.Permanent{Err: err, Uncoded: ierr.Code == ""}
 }

@@ -616,7 +616,7 @@ func appendErr(folder string, err error) error {
 	if strings.Contains(strings.ToLower(no.text), "throttl") {
 		return err
 	}
-	return &migrate.Permanent{Err: err}
+	return &migrate.Permanent{Err: err, Uncoded: no.code == ""}
 }
 
 // appendUID reads "[APPENDUID validity uid-set] ..." from a tagged OK.
