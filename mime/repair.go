@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	stdmime "mime"
 	"mime/quotedprintable"
 	"strings"
 	"time"
@@ -133,10 +132,10 @@ func Repair(msg []byte, opts RepairOptions) Repaired {
 	}
 
 	if opts.EncodeHeaders {
-		if out, n := encodeHeader8bit(m); n > 0 {
+		if out, changes := encodeHeader8bit(m); len(changes) > 0 {
 			m = out
-			find("header-8bit", "8-bit bytes in the header, which this server does not accept",
-				fmt.Sprintf("%d field(s) RFC 2047-encoded", n))
+			find("header-8bit", "8-bit bytes in the header, which this server does not take as they are (no UTF8=ACCEPT, RFC 6855)",
+				strings.Join(changes, "; "))
 		}
 	}
 
@@ -449,35 +448,6 @@ func longestLine(b []byte) int {
 	return longest
 }
 
-// encodeHeader8bit RFC 2047-encodes the 8-bit words of every field of the
-// top-level header (RFC 2047 section 5: words of unstructured text and of
-// phrases), as UTF-8 when they are valid UTF-8, else as Latin-1.
-func encodeHeader8bit(m []byte) ([]byte, int) {
-	header, body := splitMessage(m)
-	n := 0
-	var out bytes.Buffer
-	for _, f := range rawFields(header) {
-		if !has8bit(f) {
-			out.Write(f)
-			continue
-		}
-		name, value, ok := bytes.Cut(f, []byte{':'})
-		if !ok {
-			out.Write(f)
-			continue
-		}
-		unfolded := strings.Join(strings.Fields(string(value)), " ")
-		enc := encodeWords(unfolded)
-		if enc == unfolded {
-			out.Write(f) // only addresses hold 8-bit bytes: nothing to encode
-			continue
-		}
-		n++
-		out.WriteString(fold(string(name)+": "+enc) + "\r\n")
-	}
-	return append(out.Bytes(), body...), n
-}
-
 func has8bit(b []byte) bool {
 	for _, c := range b {
 		if c >= 0x80 {
@@ -507,36 +477,6 @@ func rawFields(header []byte) [][]byte {
 		rest = rest[end:]
 	}
 	return out
-}
-
-// encodeWords encodes each run of words holding 8-bit bytes as encoded
-// words, leaving addresses (words with @ or <>) alone.
-func encodeWords(v string) string {
-	words := strings.Split(v, " ")
-	var out []string
-	var run []string
-	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		s := strings.Join(run, " ")
-		charset := "utf-8"
-		if !utf8.ValidString(s) {
-			charset = "iso-8859-1"
-		}
-		out = append(out, stdmime.QEncoding.Encode(charset, s))
-		run = nil
-	}
-	for _, w := range words {
-		if has8bit([]byte(w)) && !strings.ContainsAny(w, "@<>") {
-			run = append(run, w)
-			continue
-		}
-		flush()
-		out = append(out, w)
-	}
-	flush()
-	return strings.Join(out, " ")
 }
 
 // fold breaks a header line at spaces so that lines stay under 78

@@ -99,6 +99,8 @@ func TestRepairGolden(t *testing.T) {
 				if err := readAllParts(r.Msg); err != nil {
 					t.Errorf("repaired message does not read to its end: %v", err)
 				}
+			case name == "opt-header-8bit-addresses":
+				checkDowngrade(t, r.Msg)
 			case name == "cr-cr-lf":
 				// CR CR LF is one line break (old Outlook), not a blank line more.
 				if want := bytes.ReplaceAll(in, []byte("\r\r\n"), []byte("\r\n")); r.Changed || !bytes.Equal(r.Msg, want) {
@@ -183,6 +185,45 @@ func readParts(ctype string, body io.Reader) error {
 		}
 		if err := readParts(p.Header.Get("Content-Type"), p); err != nil {
 			return err
+		}
+	}
+}
+
+// checkDowngrade reads the repaired header of opt-header-8bit-addresses
+// with the standard library's decoders and finds every name, address and
+// file name of the original in it, and no 8-bit byte.
+func checkDowngrade(t *testing.T, msg []byte) {
+	t.Helper()
+	head, _, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	for _, c := range head {
+		if c >= 0x80 {
+			t.Fatalf("8-bit byte left in the header: %q", head)
+		}
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := m.Header.AddressList("From")
+	if err != nil || len(from) != 1 || from[0].Name != "Zoë Dupré, service client" || from[0].Address != "zoe@example.org" {
+		t.Errorf("From reads as %v (%v)", from, err)
+	}
+	// Go's address parser knows no groups: read the names of To by hand.
+	dec := stdmime.WordDecoder{}
+	to, err := dec.DecodeHeader(m.Header.Get("To"))
+	for _, want := range []string{"Renée <renee@example.org>", "jérôme@exemple.fr :;", "André andré@exemple.fr :;"} {
+		if err != nil || !strings.Contains(to, want) {
+			t.Errorf("To decodes as %q (%v), without %q", to, err, want)
+		}
+	}
+	subject, _ := dec.DecodeHeader(m.Header.Get("Subject"))
+	if subject != "facture déjà payée par élodie@exemple.fr" {
+		t.Errorf("Subject decodes as %q", subject)
+	}
+	for _, f := range []string{"Content-Type", "Content-Disposition"} {
+		_, params, err := stdmime.ParseMediaType(m.Header.Get(f))
+		if err != nil || params["name"]+params["filename"] != "résumé.pdf" {
+			t.Errorf("%s: %v %v", f, params, err)
 		}
 	}
 }
