@@ -93,6 +93,18 @@ type MailboxInfo struct {
 	FlagsUnknown bool
 }
 
+// Account is what a destination server is to the messages it receives.
+type Account struct {
+	// Namespace is the personal namespace (RFC 2342), under which new
+	// folders are created; a server without NAMESPACE has an empty prefix.
+	Namespace Namespace
+	// UTF8 says 8-bit header bytes are stored as they are: the server
+	// offers UTF8=ACCEPT (RFC 6855) and appends use it. Without it they are
+	// encoded before sending (repair header-8bit): servers without it may
+	// refuse them or, like Cyrus, store an X for each.
+	UTF8 bool
+}
+
 // Existing is a message a destination folder already holds.
 type Existing struct {
 	UID    uint32
@@ -126,10 +138,9 @@ type Destination interface {
 	// Folders lists the folders the account has, with their special-use
 	// attributes (RFC 6154).
 	Folders(ctx context.Context) ([]Folder, error)
-	// Personal returns the account's personal namespace (RFC 2342), under
-	// which new folders are created. A server without NAMESPACE has an
-	// empty prefix.
-	Personal(ctx context.Context) (Namespace, error)
+	// Account says what the server is to the messages it receives: where
+	// new folders go, and whether it takes 8-bit headers.
+	Account(ctx context.Context) (Account, error)
 	// Mailbox readies a folder for appending, creating it when it is missing
 	// and create is true. Idempotent.
 	Mailbox(ctx context.Context, name string, create bool) (MailboxInfo, error)

@@ -20,7 +20,9 @@ type cyrusLike struct {
 	creates atomic.Int32 // refused creates
 }
 
-func (c *cyrusLike) Personal(context.Context) (migrate.Namespace, error) { return c.claim, nil }
+func (c *cyrusLike) Account(context.Context) (migrate.Account, error) {
+	return migrate.Account{Namespace: c.claim}, nil
+}
 
 func (c *cyrusLike) Mailbox(ctx context.Context, name string, create bool) (migrate.MailboxInfo, error) {
 	if create && name != "INBOX" && !strings.HasPrefix(name, "INBOX/") {

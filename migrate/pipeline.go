@@ -78,6 +78,7 @@ type runner struct {
 	plans       map[string]FolderPlan // source folder → destination
 	dest        []Folder              // the destination's folders, listed once
 	ns          Namespace             // and its personal namespace
+	utf8        bool                  // it takes 8-bit headers as they are
 	boxErr      map[string]error      // folders the server would not create or open
 	spam        spamPlan
 	words       stdmime.WordDecoder
@@ -323,11 +324,12 @@ func (r *runner) listDest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ns, err := r.dst.Personal(ctx)
+	acct, err := r.dst.Account(ctx)
 	if err != nil {
 		return err
 	}
-	r.dest, r.ns = folders, ns
+	ns := acct.Namespace
+	r.dest, r.ns, r.utf8 = folders, ns, acct.UTF8
 	r.opt.Folder = ns.Qualify(r.opt.Folder, folders)
 	r.opt.ReviewFolder = ns.Qualify(r.opt.ReviewFolder, folders)
 	return nil
@@ -624,7 +626,9 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		ev.Spam += "; " + spamNote
 	}
 	j.rec, j.ev, j.flags, j.h, j.fp = rec, ev, flags, h, fp
-	j.ropts = mime.RepairOptions{Date: date, EncodeHeaders: r.opt.EncodeHeaders, FoldLines: r.opt.FoldLines, CloseParts: r.opt.CloseParts}
+	// 8-bit header bytes are encoded unless the server says it takes them
+	// (RFC 6855): Cyrus stores an X for each, others refuse them.
+	j.ropts = mime.RepairOptions{Date: date, EncodeHeaders: r.opt.EncodeHeaders || !r.utf8, FoldLines: r.opt.FoldLines, CloseParts: r.opt.CloseParts}
 	if probe.Needs(j.ropts) {
 		if j.send, err = r.repair(&j.rec, &j.ev, body, j.ropts, ""); err != nil {
 			return err

@@ -290,6 +290,7 @@ func TestResumeAfterVanishedMessage(t *testing.T) {
 type cyrus struct {
 	migrate.Destination
 	refusals *int
+	utf8     bool
 }
 
 func (c cyrus) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
@@ -308,6 +309,14 @@ func (c cyrus) Append(ctx context.Context, folder string, m migrate.Outgoing) (m
 	return c.Destination.Append(ctx, folder, m)
 }
 
+// Account says the server takes 8-bit headers (UTF8=ACCEPT) when c.utf8 is
+// set, so that they are sent as they are and refused.
+func (c cyrus) Account(ctx context.Context) (migrate.Account, error) {
+	a, err := c.Destination.Account(ctx)
+	a.UTF8 = c.utf8
+	return a, err
+}
+
 // TestRefusalMappedToRepair: a refusal is mapped to the repair it asks for,
 // tried once; the original is archived; what is refused again goes to the
 // quarantine with its reason.
@@ -317,7 +326,7 @@ func TestRefusalMappedToRepair(t *testing.T) {
 	e := newEnv(t, []string{accented, big})
 	refusals := 0
 	rec := &recorder{}
-	sum, err := migrate.Run(context.Background(), e.src, cyrus{e.dst, &refusals}, e.state, migrate.Options{
+	sum, err := migrate.Run(context.Background(), e.src, cyrus{e.dst, &refusals, true}, e.state, migrate.Options{
 		Backoff: time.Millisecond, Observer: rec,
 		Keep:    migrate.DirKeeper{Dir: filepath.Join(e.dir, "quarantine")},
 		Archive: migrate.DirKeeper{Dir: filepath.Join(e.dir, "originals")},
@@ -343,6 +352,29 @@ func TestRefusalMappedToRepair(t *testing.T) {
 	q, err := os.ReadFile(filepath.Join(e.dir, "quarantine", "uidl_m1.eml"))
 	if err != nil || string(q) != big {
 		t.Errorf("refused message not in the quarantine whole: %v", err)
+	}
+}
+
+// TestHeader8bitUpFront: a server that does not say it takes 8-bit headers
+// (no UTF8=ACCEPT) gets them encoded before they are sent, so it never has
+// the chance to refuse them, or, as Cyrus does, to store an X for each byte.
+func TestHeader8bitUpFront(t *testing.T) {
+	accented := "From: Rémi <remi@example.org>\r\nSubject: Réunion\r\nMessage-ID: <r@x>\r\n\r\ncorps accentué\r\n"
+	e := newEnv(t, []string{accented})
+	refusals := 0
+	rec := &recorder{}
+	sum, err := migrate.Run(context.Background(), e.src, cyrus{e.dst, &refusals, false}, e.state, migrate.Options{
+		Observer: rec, Archive: migrate.DirKeeper{Dir: filepath.Join(e.dir, "originals")},
+	})
+	if err != nil || sum.Copied != 1 || refusals != 0 || sum.Repairs["header-8bit"] != 1 {
+		t.Fatalf("%+v %v refusals=%d", sum, err, refusals)
+	}
+	if ev := rec.events[0]; len(ev.Repairs) != 1 || strings.Contains(ev.Repairs[0].Text, "refused") {
+		t.Errorf("repairs %+v", ev.Repairs)
+	}
+	if got := e.inbox(t); len(got) != 1 || !strings.Contains(got[0], "From: =?utf-8?q?R=C3=A9mi?= <remi@example.org>") ||
+		!strings.Contains(got[0], "corps accentué") {
+		t.Errorf("stored %q", got)
 	}
 }
 

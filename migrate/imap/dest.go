@@ -266,13 +266,13 @@ func (d *Destination) list(ctx context.Context) error {
 	})
 }
 
-// Personal implements migrate.Destination: the first personal namespace
+// Account implements migrate.Destination: the first personal namespace
 // (RFC 2342 section 5), which Cyrus and Courier make "INBOX." by default.
-func (d *Destination) Personal(ctx context.Context) (migrate.Namespace, error) {
+func (d *Destination) Account(ctx context.Context) (migrate.Account, error) {
 	if err := d.list(ctx); err != nil {
-		return migrate.Namespace{}, err
+		return migrate.Account{}, err
 	}
-	return *d.ns, nil
+	return migrate.Account{Namespace: *d.ns}, nil
 }
 
 // folderErr sorts a refusal of CREATE or SELECT: a server's NO is about this
