@@ -150,6 +150,9 @@ type Destination interface {
 	Scan(ctx context.Context, folder string, fn func(Existing) error) error
 	// FetchBody writes the whole content of one message to w.
 	FetchBody(ctx context.Context, folder string, uid uint32, w io.Writer) error
+	// Flags returns the flags the server keeps for the given messages of a
+	// folder; a message it does not hold is left out.
+	Flags(ctx context.Context, folder string, uids []uint32) (map[uint32][]string, error)
 	// Append stores one message. On error the message may or may not have
 	// been stored (the connection can fail after the server saved it): the
 	// caller must check before appending it again.

@@ -92,6 +92,10 @@ type runner struct {
 	sent        int                 // batches sent whose outcome is not taken yet
 	stopErr     error               // what stops the run, found while taking outcomes
 	pipeRefused bool
+	checked     map[string]bool // folders whose first message was read back
+	flagsSeen   map[string]bool // folders whose kept keywords were read back once
+	flagWatch   map[string]bool // folders where the server removed keywords: every message is read back
+	said        map[string]bool // notes given once (noteOnce)
 	pipeConns   int // connections of the pipe now: fewer after the server could not take them
 	// uncodedFutile counts the messages in a row whose uncoded refusals
 	// (see Permanent) stayed after every attempt: past uncodedGiveUp they
@@ -149,6 +153,7 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 		idx:     map[string]*folderIndex{},
 		boxes:   map[string]MailboxInfo{},
 		boxErr:  map[string]error{},
+		checked: map[string]bool{}, flagsSeen: map[string]bool{}, flagWatch: map[string]bool{},
 		plans:   map[string]FolderPlan{},
 		words:   stdmime.WordDecoder{CharsetReader: charset.Reader},
 		forming: map[string]*forming{},
@@ -635,6 +640,7 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		}
 	}
 	r.describe(&j.rec, &j.ev, j.send, h, fp)
+	j.risky = !j.ropts.EncodeHeaders && probe.Header8bit() || !j.ropts.FoldLines && probe.Longest() > 998
 	if r.pipeliner != nil {
 		var settled bool
 		owned, settled, err = r.enqueue(ctx, j)
@@ -661,6 +667,10 @@ type job struct {
 	h          mime.Header
 	fp         string
 	ropts      mime.RepairOptions
+	// risky: what is sent is of a kind servers are known to alter (8-bit
+	// header bytes, lines over 998 octets): what was stored is read back
+	// and compared.
+	risky bool
 }
 
 func (j *job) release() {
@@ -678,7 +688,7 @@ func (r *runner) deliver(ctx context.Context, j *job, attempt int) error {
 	repaired := false
 	uncoded := 0 // uncoded refusals of this message so far
 	for ; ; attempt++ {
-		err := r.copy(ctx, &j.rec, &j.ev, j.flags, j.send, attempt)
+		err := r.copy(ctx, j, attempt)
 		if err == nil {
 			if uncoded > 0 {
 				r.uncodedFutile = 0 // trying again was worth it
@@ -821,7 +831,8 @@ func repairFor(refusal string, opts mime.RepairOptions) (mime.RepairOptions, boo
 
 // copy decides and, if needed, appends one message. attempt > 0 means an
 // earlier append of the same message may have reached the server.
-func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []string, body *Body, attempt int) error {
+func (r *runner) copy(ctx context.Context, j *job, attempt int) error {
+	rec, ev, flags, body := &j.rec, &j.ev, j.flags, j.send
 	settled, err := r.prepare(ctx, rec, ev, flags, attempt)
 	if settled || err != nil {
 		return err
@@ -836,6 +847,7 @@ func (r *runner) copy(ctx context.Context, rec *Record, ev *Event, flags []strin
 	if err != nil {
 		return err
 	}
+	r.readBack(ctx, []*job{j}, []Appended{app})
 	return r.copied(rec, ev, app)
 }
 

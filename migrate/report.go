@@ -41,6 +41,9 @@ type Event struct {
 	Repairs     []mime.Finding  `json:"repairs,omitempty"`
 	Original    string          `json:"original,omitempty"`    // the kept original of a repaired message
 	RepairDiff  []string        `json:"repair_diff,omitempty"` // header fields removed and added, body size
+	// Altered says how the server changed the message as it stored it:
+	// what it holds is not what was sent (see Difference).
+	Altered *Difference `json:"altered,omitempty"`
 }
 
 // Summary counts what a run did.
@@ -68,6 +71,11 @@ type Summary struct {
 	Verdicts       map[string]int `json:"verdicts,omitempty"` // messages by verdict and evidence
 	Guarded        []string       `json:"spam_guarded_folders,omitempty"`
 	Repairs        map[string]int `json:"repairs,omitempty"` // messages copied by repair code
+	// Altered counts messages the server stored otherwise than sent, found
+	// by reading back the kinds of message servers alter.
+	Altered int `json:"altered"`
+	// Checked counts messages read back after their append and found as sent.
+	Checked int `json:"read_back"`
 }
 
 // Rate returns messages copied per second.

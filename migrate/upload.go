@@ -279,6 +279,16 @@ func (r *runner) collect(ctx context.Context, wait bool) error {
 // connection each is first looked for at the destination.
 func (r *runner) settleBatch(ctx context.Context, b sentBatch) {
 	paused := false
+	if r.stopErr == nil {
+		var ok []*job
+		var apps []Appended
+		for i, j := range b.jobs {
+			if b.res[i].Err == nil {
+				ok, apps = append(ok, j), append(apps, b.res[i].Appended)
+			}
+		}
+		r.readBack(ctx, ok, apps)
+	}
 	for _, res := range b.res {
 		var perm *Permanent
 		if errors.As(res.Err, &perm) && perm.Uncoded && r.stopErr == nil {

@@ -581,6 +581,12 @@ func (p *Probe) Header() []byte {
 	return p.head
 }
 
+// Header8bit reports whether the header holds 8-bit bytes.
+func (p *Probe) Header8bit() bool { return has8bit(p.Header()) }
+
+// Longest returns the length of the longest line, line break excluded.
+func (p *Probe) Longest() int { return p.longest }
+
 // Needs reports whether Repair with opts could change the message.
 func (p *Probe) Needs(opts RepairOptions) bool {
 	if p.nul || !p.nonSpace {

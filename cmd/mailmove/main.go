@@ -126,6 +126,12 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	case errors.As(err, &inc):
 		fmt.Fprintln(w, "mailmove:", err)
 		return exitIncomplete
+	case err == nil && sum.Altered > 0:
+		fmt.Fprintf(w, "mailmove: the destination server stored %d message(s) otherwise than they were sent: they are listed above and in the report, and their originals are kept beside the state\n", sum.Altered)
+		if sum.Failed > 0 {
+			fmt.Fprintf(w, "mailmove: %d message(s) could not be copied\n", sum.Failed)
+		}
+		return exitIncomplete
 	case err == nil && sum.Failed > 0:
 		fmt.Fprintf(w, "mailmove: %d message(s) could not be copied: see the report and the list above\n", sum.Failed)
 		return exitIncomplete
@@ -213,6 +219,7 @@ type Main struct {
 	deleteAfter    bool
 	undoRun        string
 	yes            bool
+	content        bool
 	Stdin          io.Reader // for confirmations; os.Stdin when nil
 	batchJob       bool      // one mailbox of a batch: passwords only from its own sources
 	extraObserver  migrate.Observer
@@ -230,7 +237,7 @@ Usage:
   mailmove --from SRC --to DST [flags]
   mailmove quarantine list|retry --from SRC --to DST [flags]
   mailmove status --state FILE  (or --from SRC --to DST)
-  mailmove verify --from SRC --to DST [--report FILE]
+  mailmove verify --from SRC --to DST [--content] [--report FILE]
   mailmove undo --run ID --from SRC --to DST [--yes]
   mailmove batch FILE [--jobs N] [--shard K/N] [--report FILE] [-- flags for every mailbox]
   mailmove demo
@@ -294,6 +301,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.deleteAfter, "delete-after-verify", false, "POP3: after the copy, delete from the server the messages verified at the destination (off by default)")
 	fs.StringVar(&m.undoRun, "run", "", "undo: the run whose appended messages to remove (see the report or the output)")
 	fs.BoolVar(&m.yes, "yes", false, "undo: do not ask for confirmation")
+	fs.BoolVar(&m.content, "content", false, "verify: also fetch every copied message and compare it byte for byte with the source")
 	fs.BoolVar(&m.debugWire, "debug-wire", false, "print the protocol exchanges on stderr (credentials replaced by ***, message content left out for POP3)")
 	fs.StringVar(&m.rate, "rate", "", "at most this many messages and/or bytes per second to the destination: 5, 2MB or 5,2MB")
 	fs.StringVar(&m.until, "until", "", "stop cleanly at this time of day (HH:MM, local time), as Ctrl-C does; run again to carry on")
@@ -709,7 +717,7 @@ func (m *Main) deleteVerified(ctx context.Context, src migrate.Source, dst migra
 type incomplete struct{ n int }
 
 func (e *incomplete) Error() string {
-	return fmt.Sprintf("%d source message(s) are not at the destination", e.n)
+	return fmt.Sprintf("%d source message(s) are not at the destination, or not as they were sent", e.n)
 }
 
 // verify prints the reconciliation of source, state and destination.
@@ -732,14 +740,34 @@ func (m *Main) verify(ctx context.Context, src migrate.Source, dst migrate.Desti
 	for _, x := range rec.Missing {
 		fmt.Fprintf(w, "  missing %s: %s\n", x.ID, x.Reason)
 	}
+	if m.content {
+		// Every message mailmove copied, fetched and compared with what it
+		// sends for the source's message today.
+		if err := migrate.VerifyContent(ctx, src, dst, cp, &rec, ""); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "content: %d copied message(s) fetched and compared byte for byte with the source (line endings aside): %d identical, %d differ\n",
+			rec.ContentChecked, rec.ContentSame, len(rec.Differences))
+		for _, d := range rec.Differences {
+			if d.Diff != nil {
+				fmt.Fprintf(w, "  differs %s in %s (UID %d): %s\n", d.ID, d.Folder, d.UID, d.Diff)
+			} else {
+				fmt.Fprintf(w, "  %s in %s (UID %d): %s\n", d.ID, d.Folder, d.UID, d.Reason)
+			}
+		}
+	}
 	if m.reportPath != "" {
 		data, _ := json.MarshalIndent(rec, "", "  ")
 		if err := writePrivate(m.reportPath, append(data, '\n')); err != nil {
 			return err
 		}
 	}
-	if !rec.Complete() {
-		return &incomplete{len(rec.Missing)}
+	if !rec.Complete() || len(rec.Differences) > 0 {
+		return &incomplete{len(rec.Missing) + len(rec.Differences)}
+	}
+	if m.content {
+		fmt.Fprintln(w, "complete: every source message is at the destination, and every one mailmove copied is as it sent it")
+		return nil
 	}
 	fmt.Fprintln(w, "complete: every source message is at the destination")
 	return nil

@@ -16,8 +16,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailmove/mailmove/internal/dovecottest"
+	"github.com/mailmove/mailmove/internal/mailcheck"
 	"github.com/mailmove/mailmove/migrate"
-	"github.com/mailmove/mailmove/mime"
 )
 
 var dovecot *dovecottest.Server
@@ -180,52 +180,28 @@ func (p *pair) appendRaw(t *testing.T, folder string, msgs [][]byte) {
 	}
 }
 
-// crlf normalises line endings as mailmove sends them.
-func crlf(b []byte) []byte {
-	var out bytes.Buffer
-	w := &mime.CRLFWriter{W: &out}
-	w.Write(b)
-	w.Close()
-	return out.Bytes()
-}
+// crlf is the source as IMAP stores it, by the tests' own reference.
+func crlf(b []byte) []byte { return mailcheck.CRLF(b) }
 
 // checkExactlyOnce verifies the destination holds every distinct source
-// message once, byte-identical apart from line endings, and nothing else.
+// message once, unaltered apart from line endings or with only its 8-bit
+// header bytes encoded (mailcheck.Key), and nothing else.
 func checkExactlyOnce(t *testing.T, msgs [][]byte, got []stored) {
 	t.Helper()
-	want := map[string]int{}
-	for _, m := range msgs {
-		want[string(crlf(m))] = 1 // identical duplicates collapse to one
+	bodies := make([][]byte, len(got))
+	for i, s := range got {
+		bodies[i] = s.body
 	}
-	have := map[string]int{}
-	for _, s := range got {
-		have[string(s.body)]++
-	}
-	missing, doubled, foreign := 0, 0, 0
-	for k := range want {
-		switch have[k] {
-		case 0:
-			missing++
-		case 1:
-		default:
-			doubled++
-		}
-	}
-	for k := range have {
-		if want[k] == 0 {
-			foreign++
-		}
-	}
-	if missing+doubled+foreign > 0 {
+	if missing, doubled, foreign := mailcheck.Tally(msgs, bodies); missing+doubled+foreign > 0 {
 		t.Fatalf("destination: %d missing, %d doubled, %d not from the source (want %d distinct, have %d stored)",
-			missing, doubled, foreign, len(want), len(got))
+			missing, doubled, foreign, distinct(msgs), len(got))
 	}
 }
 
 func distinct(msgs [][]byte) int {
 	seen := map[string]bool{}
 	for _, m := range msgs {
-		seen[string(crlf(m))] = true
+		seen[mailcheck.Key(m)] = true
 	}
 	return len(seen)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailmove/mailmove/internal/mailcheck"
 	"github.com/mailmove/mailmove/internal/mailgen"
 	"github.com/mailmove/mailmove/internal/profilegen"
 	"github.com/mailmove/mailmove/migrate/mbox"
@@ -84,13 +85,13 @@ func checkProfile(t *testing.T, p *pair, filed []profilegen.Filed, includeDelete
 		}
 		index := map[string]stored{}
 		for _, s := range got {
-			if _, dup := index[string(s.body)]; dup {
+			if _, dup := index[mailcheck.Key(s.body)]; dup {
 				t.Errorf("%s: a message is there twice", dest)
 			}
-			index[string(s.body)] = s
+			index[mailcheck.Key(s.body)] = s
 		}
 		for _, f := range want {
-			s, ok := index[string(crlf(f.Msg))]
+			s, ok := index[mailcheck.Key(f.Msg)]
 			if !ok {
 				t.Errorf("%s: a message is missing or changed (From_ date %s)", dest, f.Date)
 				continue

@@ -40,6 +40,11 @@ func (m *Main) observers() (migrate.Observer, func(migrate.Summary, error) error
 	if !m.quiet && !m.dryRun {
 		obs = append(obs, notes{m.Stderr})
 	}
+	if !m.verbose && !m.dryRun {
+		// What went wrong is listed even without -v, and with --quiet:
+		// the summary points at this list.
+		obs = append(obs, problems{m.Stderr})
+	}
 	if !m.quiet {
 		if !m.dryRun {
 			p := newProgress(m.Stderr)
@@ -89,6 +94,26 @@ func (notes) Planned(int, int64, int) {}
 func (notes) Message(migrate.Event)   {}
 func (n notes) Note(s string)         { fmt.Fprintln(n.w, "note:", s) }
 
+// problems prints the messages that were not copied, or not as sent.
+type problems struct{ w io.Writer }
+
+func (problems) Planned(int, int64, int) {}
+func (problems) Note(string)             {}
+
+func (p problems) Message(ev migrate.Event) {
+	switch {
+	case ev.Action == migrate.ActFailed:
+		fmt.Fprintf(p.w, "not copied: %s (%s, %s): %s\n", ev.ID, clipRunes(ev.Subject, 60), ev.Folder, ev.Reason)
+	case ev.Altered != nil:
+		fmt.Fprintf(p.w, "stored altered: %s (%s, %s, UID %d): %s\n", ev.ID, clipRunes(ev.Subject, 60), ev.Folder, ev.UID, ev.Altered)
+	}
+	for _, d := range ev.Dropped {
+		if strings.HasSuffix(d, "(removed by the server)") {
+			fmt.Fprintf(p.w, "flag removed by the server: %s (%s, %s): %s\n", ev.ID, clipRunes(ev.Subject, 60), ev.Folder, d)
+		}
+	}
+}
+
 // table prints one readable line per message.
 type table struct {
 	w      io.Writer
@@ -128,6 +153,9 @@ func (t *table) Message(ev migrate.Event) {
 	}
 	if len(ev.Dropped) > 0 {
 		what += fmt.Sprintf("  [flags dropped: %s]", strings.Join(ev.Dropped, " "))
+	}
+	if ev.Altered != nil {
+		what += "  [STORED ALTERED by the server: " + ev.Altered.String() + "]"
 	}
 	if len(ev.Repairs) > 0 {
 		codes := make([]string, len(ev.Repairs))
@@ -360,6 +388,12 @@ func printSummary(w io.Writer, s migrate.Summary, err error) {
 			parts[i] = fmt.Sprintf("%s %d", k, s.Repairs[k])
 		}
 		fmt.Fprintf(w, "repaired (originals kept): %s\n", strings.Join(parts, ", "))
+	}
+	if s.Altered > 0 {
+		fmt.Fprintf(w, "WARNING: the server stored %d message(s) otherwise than sent (listed above and in the report; originals kept)\n", s.Altered)
+	}
+	if s.Checked > 0 && !s.DryRun {
+		fmt.Fprintf(w, "read back and found as sent: %d message(s) (each folder's first, and those of kinds servers alter)\n", s.Checked)
 	}
 	for _, f := range s.Guarded {
 		if f == "" {

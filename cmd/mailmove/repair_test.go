@@ -64,7 +64,7 @@ func TestRepairFixturesDovecot(t *testing.T) {
 		found := false
 		// Messages given a header by mailmove carry the run's date.
 		for d := range dates {
-			exp := mime.Repair(m, mime.RepairOptions{Date: d})
+			exp := mime.Repair(m, mime.RepairOptions{Date: d, EncodeHeaders: true}) // Dovecot 2.3 has no UTF8=ACCEPT
 			if have[string(exp.Msg)] {
 				want[string(exp.Msg)], found = true, true
 				if exp.Review && !containsBody(review, exp.Msg) {

@@ -447,6 +447,39 @@ func (d *Destination) FetchBody(ctx context.Context, folder string, uid uint32, 
 	})
 }
 
+// Flags implements migrate.Destination with one UID FETCH (FLAGS).
+func (d *Destination) Flags(ctx context.Context, folder string, uids []uint32) (map[uint32][]string, error) {
+	if err := d.list(ctx); err != nil {
+		return nil, err
+	}
+	folder, _ = d.canonical(folder)
+	out := map[uint32][]string{}
+	err := d.do(ctx, func(c *imapclient.Client) error {
+		if d.selected != folder {
+			if _, err := d.selectBox(c, folder); err != nil {
+				return err
+			}
+		}
+		var set imapv2.UIDSet
+		for _, u := range uids {
+			set.AddNum(imapv2.UID(u))
+		}
+		msgs, err := c.Fetch(set, &imapv2.FetchOptions{UID: true, Flags: true}).Collect()
+		if err != nil {
+			return fmt.Errorf("fetch flags in %s: %w", folder, err)
+		}
+		for _, m := range msgs {
+			f := make([]string, len(m.Flags))
+			for i, x := range m.Flags {
+				f[i] = string(x)
+			}
+			out[uint32(m.UID)] = f
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Remove implements migrate.Destination: UID STORE \Deleted and UID EXPUNGE
 // (RFC 4315) of exactly these messages, and only when the folder's
 // UIDVALIDITY is still uidValidity, so that no other message is touched.
