@@ -96,7 +96,7 @@ type runner struct {
 	flagsSeen   map[string]bool // folders whose kept keywords were read back once
 	flagWatch   map[string]bool // folders where the server removed keywords: every message is read back
 	said        map[string]bool // notes given once (noteOnce)
-	pipeConns   int // connections of the pipe now: fewer after the server could not take them
+	pipeConns   int             // connections of the pipe now: fewer after the server could not take them
 	// uncodedFutile counts the messages in a row whose uncoded refusals
 	// (see Permanent) stayed after every attempt: past uncodedGiveUp they
 	// are taken as final, so that a server that means them costs little.

@@ -36,8 +36,8 @@ type Reconciliation struct {
 	Missing     []VerifyMissing `json:"missing,omitempty"`
 	// VerifiedIDs and VerifiedEntries are the messages found at the
 	// destination, for callers that act on them (deleting from the source).
-	VerifiedIDs     map[string]bool `json:"-"`
-	VerifiedEntries []Entry         `json:"-"`
+	VerifiedIDs     map[string]bool   `json:"-"`
+	VerifiedEntries []Entry           `json:"-"`
 	where           map[string]uint32 // UID found, by ID
 
 	// With content checked (VerifyContent): each copied message fetched
