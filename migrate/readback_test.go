@@ -1,0 +1,103 @@
+package migrate_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mailmove/mailmove/migrate"
+)
+
+// xServer stores an X for every 8-bit header byte, as Cyrus does by
+// default, while saying it takes them (a server that lies, or is
+// misconfigured): mailmove must find it out by reading back.
+type xServer struct{ migrate.Destination }
+
+func (x xServer) Account(ctx context.Context) (migrate.Account, error) {
+	a, err := x.Destination.Account(ctx)
+	a.UTF8 = true
+	return a, err
+}
+
+func (x xServer) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	b, _ := io.ReadAll(m.Body.Open())
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	for i := 0; i < end; i++ {
+		if b[i] >= 0x80 {
+			b[i] = 'X'
+		}
+	}
+	m.Body = migrate.BodyFromBytes(b)
+	return x.Destination.Append(ctx, folder, m)
+}
+
+// TestAlteredFoundOut: the message the server altered is reported, its
+// original kept, and the next messages are encoded before sending, so they
+// arrive unaltered.
+func TestAlteredFoundOut(t *testing.T) {
+	msgs := []string{
+		"From: Zo\xc3\xab <zoe@example.org>\r\nSubject: un\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n",
+		"From: Ren\xc3\xa9e <renee@example.org>\r\nSubject: deux\r\nMessage-ID: <2@x>\r\n\r\nbody\r\n",
+	}
+	e := newEnv(t, msgs)
+	rec := &recorder{}
+	odir := filepath.Join(e.dir, "originals")
+	sum, err := migrate.Run(context.Background(), e.src, xServer{e.dst}, e.state, migrate.Options{
+		Observer: rec, Archive: migrate.DirKeeper{Dir: odir},
+	})
+	if err != nil || sum.Copied != 2 || sum.Altered != 1 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	first := rec.events[0]
+	if first.Altered == nil || !first.Altered.InHeader || first.Altered.Offset != 8 || first.Original == "" {
+		t.Fatalf("first message: altered %v, original %q", first.Altered, first.Original)
+	}
+	if !slices.ContainsFunc(sum.Notes, func(n string) bool { return strings.Contains(n, "encoded before sending from now on") }) {
+		t.Errorf("notes %q", sum.Notes)
+	}
+	if second := rec.events[1]; second.Altered != nil || len(second.Repairs) != 1 || second.Repairs[0].Code != "header-8bit" {
+		t.Errorf("second message: altered %v, repairs %v", second.Altered, second.Repairs)
+	}
+	got := e.inbox(t)
+	if !strings.Contains(got[1], "From: =?utf-8?q?Ren=C3=A9e?=") {
+		t.Errorf("second stored as %q", got[1])
+	}
+}
+
+// junkFilter takes $NotJunk off what is appended to INBOX, as mox's junk
+// filter does.
+type junkFilter struct{ migrate.Destination }
+
+func (j junkFilter) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	if folder == "INBOX" {
+		m.Flags = slices.DeleteFunc(slices.Clone(m.Flags), func(f string) bool { return f == migrate.KeywordNotJunk })
+	}
+	return j.Destination.Append(ctx, folder, m)
+}
+
+// TestFlagsRemovedReported: the report says what the server kept.
+func TestFlagsRemovedReported(t *testing.T) {
+	var msgs []string
+	for i := 0; i < 6; i++ {
+		msgs = append(msgs, verdictMsg(i, i == 5))
+	}
+	e := newEnv(t, msgs)
+	rec := &recorder{}
+	sum, err := migrate.Run(context.Background(), e.src, junkFilter{e.dst}, e.state, migrate.Options{Observer: rec})
+	if err != nil || sum.Copied != 6 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	for _, ev := range rec.events {
+		ham := ev.Folder == "INBOX"
+		if ham && (slices.Contains(ev.Flags, migrate.KeywordNotJunk) || !slices.Contains(ev.Dropped, "$NotJunk (removed by the server)")) {
+			t.Errorf("%s: flags %v, dropped %v", ev.ID, ev.Flags, ev.Dropped)
+		}
+		if !ham && !slices.Contains(ev.Flags, migrate.KeywordJunk) {
+			t.Errorf("%s in %s: flags %v", ev.ID, ev.Folder, ev.Flags)
+		}
+	}
+}
