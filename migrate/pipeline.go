@@ -641,6 +641,20 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	}
 	r.describe(&j.rec, &j.ev, j.send, h, fp)
 	j.risky = !j.ropts.EncodeHeaders && probe.Header8bit() || !j.ropts.FoldLines && probe.Longest() > 998
+	if j.send != j.body {
+		j.forms = append(j.forms, form{key: IndexKey(h), hasMID: mime.MessageID(h) != "", size: body.Size(), fp: fp})
+	}
+	if cw.Collapsed > 0 {
+		if old, complete := mime.OldForm(body.Open(), cw); complete {
+			// Its header may end early: a blank line where a run was.
+			f, head, n := mime.NewFingerprinter(), &mime.Probe{}, int64(0)
+			if n, err = io.Copy(io.MultiWriter(f, head), old); err != nil {
+				return &stopError{fmt.Errorf("read spooled message: %w", err)}
+			}
+			oh := mime.ParseHeader(head.Header())
+			j.forms = append(j.forms, form{key: IndexKey(oh), hasMID: mime.MessageID(oh) != "", size: n, fp: f.Sum().String()})
+		}
+	}
 	if r.pipeliner != nil {
 		var settled bool
 		owned, settled, err = r.enqueue(ctx, j)
@@ -658,6 +672,14 @@ const (
 	uncodedGiveUp = 3
 )
 
+// form is a message as a destination folder may hold it, for lookup.
+type form struct {
+	key    string
+	hasMID bool
+	size   int64
+	fp     string
+}
+
 // job is one message on its way to the destination.
 type job struct {
 	rec        Record
@@ -667,6 +689,10 @@ type job struct {
 	h          mime.Header
 	fp         string
 	ropts      mime.RepairOptions
+	// forms are other forms the message may have at the destination, put
+	// there by another tool or an earlier mailmove: unrepaired, or with CR
+	// CR LF as two line breaks (mailmove 0.1).
+	forms []form
 	// risky: what is sent is of a kind servers are known to alter (8-bit
 	// header bytes, lines over 998 octets): what was stored is read back
 	// and compared.
@@ -832,8 +858,8 @@ func repairFor(refusal string, opts mime.RepairOptions) (mime.RepairOptions, boo
 // copy decides and, if needed, appends one message. attempt > 0 means an
 // earlier append of the same message may have reached the server.
 func (r *runner) copy(ctx context.Context, j *job, attempt int) error {
-	rec, ev, flags, body := &j.rec, &j.ev, j.flags, j.send
-	settled, err := r.prepare(ctx, rec, ev, flags, attempt)
+	rec, ev, body := &j.rec, &j.ev, j.send
+	settled, err := r.prepare(ctx, j, attempt)
 	if settled || err != nil {
 		return err
 	}
@@ -854,7 +880,8 @@ func (r *runner) copy(ctx context.Context, j *job, attempt int) error {
 // prepare decides whether a message is to be appended: it may be a
 // duplicate of one already copied, or already at the destination (settled
 // then), or too big. It readies the folder and the flags to send.
-func (r *runner) prepare(ctx context.Context, rec *Record, ev *Event, flags []string, attempt int) (settled bool, err error) {
+func (r *runner) prepare(ctx context.Context, j *job, attempt int) (settled bool, err error) {
+	rec, ev, flags := &j.rec, &j.ev, j.flags
 	box, err := r.mailbox(ctx, rec.Folder)
 	if err != nil {
 		return false, err
@@ -876,6 +903,14 @@ func (r *runner) prepare(ctx context.Context, rec *Record, ev *Event, flags []st
 		uid, found, err := r.lookup(ctx, box.Name, rec.Key, rec.MessageID != "", rec.Size, rec.Fingerprint)
 		if err != nil {
 			return false, err
+		}
+		for _, f := range j.forms {
+			if found || attempt > 0 {
+				break // after a lost reply, only what was sent is looked for
+			}
+			if uid, found, err = r.lookup(ctx, box.Name, f.key, f.hasMID, f.size, f.fp); err != nil {
+				return false, err
+			}
 		}
 		if found {
 			if attempt > 0 {

@@ -101,3 +101,26 @@ func TestFlagsRemovedReported(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlierFormsRecognised: a folder that already holds a message as an
+// earlier tool stored it (8-bit header bytes raw, before mailmove encoded
+// them; CR CR LF as two line breaks, as mailmove 0.1 wrote it) gets no
+// second copy in its new form.
+func TestEarlierFormsRecognised(t *testing.T) {
+	raw8bit := "From: Zo\xc3\xab <zoe@example.org>\r\nSubject: d\xc3\xa9j\xc3\xa0 l\xc3\xa0\r\nMessage-ID: <raw@x>\r\n\r\nbody\r\n"
+	crcrlf := "From: a@example.org\r\r\nSubject: old Outlook\r\r\nMessage-ID: <cr@x>\r\r\n\r\r\nline one\r\r\nline two\r\r\n"
+	nomid := "From: a@example.org\r\r\nSubject: no id\r\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\r\n\r\r\nline\r\r\n"
+	e := newEnv(t, []string{raw8bit, crcrlf, nomid})
+	for _, m := range []string{raw8bit, strings.ReplaceAll(crcrlf, "\r\r\n", "\r\n\r\n"), strings.ReplaceAll(nomid, "\r\r\n", "\r\n\r\n")} {
+		if _, err := e.dst.Append(context.Background(), "INBOX", migrate.Outgoing{Body: migrate.BodyFromBytes([]byte(m))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := e.run(t, nil)
+	if sum.Present != 3 || sum.Copied != 0 {
+		t.Fatalf("present %d, copied %d: want all 3 recognised", sum.Present, sum.Copied)
+	}
+	if got := len(e.inbox(t)); got != 3 {
+		t.Fatalf("INBOX holds %d", got)
+	}
+}

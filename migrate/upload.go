@@ -112,7 +112,7 @@ func (r *runner) enqueue(ctx context.Context, j *job) (taken, settled bool, err 
 	if r.stopErr != nil {
 		return false, false, r.stopErr
 	}
-	settled, err = r.prepare(ctx, &j.rec, &j.ev, j.flags, 0)
+	settled, err = r.prepare(ctx, j, 0)
 	if settled || err != nil {
 		var stop *stopError
 		if errors.As(err, &stop) {

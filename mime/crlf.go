@@ -17,8 +17,10 @@ type CRLFWriter struct {
 	N int64 // bytes written to W
 	// Collapsed counts the CRs dropped from CR CR LF runs: each of them was
 	// a line break of its own for mailmove 0.1, whose copies were 2 bytes
-	// longer per collapsed CR (see NewFingerprinterLoneCR).
+	// longer per collapsed CR. Runs says where, up to maxRuns of them (see
+	// OldForm).
 	Collapsed int64
+	Runs      []CRRun
 
 	crs  int  // CRs seen and not yet written: a LF may still follow
 	last byte // last byte written, 0 before the first
@@ -56,7 +58,12 @@ func (c *CRLFWriter) Write(p []byte) (int, error) {
 				p = p[1:]
 				continue
 			case '\n':
-				c.Collapsed += int64(c.crs - 1)
+				if c.crs > 1 {
+					c.Collapsed += int64(c.crs - 1)
+					if len(c.Runs) < maxRuns {
+						c.Runs = append(c.Runs, CRRun{At: c.N, Extra: c.crs - 1})
+					}
+				}
 				c.crs = 0
 				if err := c.out(crlf); err != nil {
 					return 0, err
@@ -85,6 +92,59 @@ func (c *CRLFWriter) Write(p []byte) (int, error) {
 		p = p[1:]
 	}
 	return n, nil
+}
+
+// CRRun is a CR CR LF run the writer made one line break: At is where its
+// CRLF starts in the output, Extra the CRs dropped.
+type CRRun struct {
+	At    int64
+	Extra int
+}
+
+// maxRuns bounds the runs a CRLFWriter remembers: a message with more is
+// not worth recognising in its 0.1 form.
+const maxRuns = 4096
+
+// OldForm returns out, written by a CRLFWriter that met runs, as mailmove
+// 0.1 wrote it, when every CR of a CR CR LF run was a line break of its own:
+// so that a copy made then is still recognised. complete is false when the
+// writer met more runs than it remembers.
+func OldForm(out io.Reader, w *CRLFWriter) (old io.Reader, complete bool) {
+	var total int64
+	for _, r := range w.Runs {
+		total += int64(r.Extra)
+	}
+	return &oldForm{r: out, runs: w.Runs}, total == w.Collapsed
+}
+
+type oldForm struct {
+	r     io.Reader
+	runs  []CRRun
+	pos   int64 // in out
+	extra int   // bytes of CRLF still to insert here
+}
+
+func (o *oldForm) Read(p []byte) (int, error) {
+	if o.extra == 0 && len(o.runs) > 0 && o.runs[0].At == o.pos {
+		o.extra = 2 * o.runs[0].Extra
+		o.runs = o.runs[1:]
+	}
+	if o.extra > 0 && len(p) > 0 {
+		// o.extra counts the bytes of the CRLFs still to insert.
+		n := 0
+		for n < len(p) && o.extra > 0 {
+			p[n] = "\r\n"[o.extra%2]
+			n++
+			o.extra--
+		}
+		return n, nil
+	}
+	if len(o.runs) > 0 && int64(len(p)) > o.runs[0].At-o.pos {
+		p = p[:o.runs[0].At-o.pos]
+	}
+	n, err := o.r.Read(p)
+	o.pos += int64(n)
+	return n, err
 }
 
 // crlfPrefix returns the length of p's longest prefix that needs no change:

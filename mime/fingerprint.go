@@ -63,7 +63,6 @@ type Fingerprinter struct {
 	inBody    bool
 	lineStart bool
 	crs       int    // CRs not yet taken as breaks: a LF may follow
-	loneCR    bool   // each CR is a break of its own, even before a LF (0.1's rule)
 	breaks    int    // line breaks not yet hashed (dropped if they end the message)
 	naming    bool   // collecting a header field name at the start of a line
 	name      []byte // the field name collected so far
@@ -75,16 +74,6 @@ type Fingerprinter struct {
 // message. Line breaks are read as CRLFWriter writes them: CR CR LF is one.
 func NewFingerprinter() *Fingerprinter {
 	return &Fingerprinter{h: sha256.New(), lineStart: true, name: make([]byte, 0, 32), buf: make([]byte, 0, 8<<10)}
-}
-
-// NewFingerprinterLoneCR returns a Fingerprinter that counts every CR not
-// directly before a LF as a break of its own, so that CR CR LF is two: the
-// rule of mailmove 0.1, whose copies of such messages hold a blank line more
-// per collapsed CR. Only to recognise those copies.
-func NewFingerprinterLoneCR() *Fingerprinter {
-	f := NewFingerprinter()
-	f.loneCR = true
-	return f
 }
 
 // FingerprintBytes returns the fingerprint of b.
@@ -153,7 +142,7 @@ func (f *Fingerprinter) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		if f.crs > 0 {
 			switch {
-			case p[0] == '\r' && !f.loneCR:
+			case p[0] == '\r':
 				f.crs++
 				p = p[1:]
 				continue
