@@ -3,10 +3,10 @@ package mime
 import (
 	"bytes"
 	"io"
-	"testing/iotest"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
