@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"regexp"
+	"strings"
 	"sync"
 )
 
@@ -62,4 +63,23 @@ func (r *redactor) Write(p []byte) (int, error) {
 		}
 		r.buf = r.buf[i+1:]
 	}
+}
+
+// RedactText returns a server's words with every secret, and its base64
+// forms, replaced by ***: a server that echoes the password it refused
+// ("wrong credentials: x Zebra-Pass-9") must not have it printed, logged or
+// stored in the status file.
+func RedactText(s, user string, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec == "" {
+			continue
+		}
+		for _, form := range []string{sec,
+			base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + sec)),
+			base64.StdEncoding.EncodeToString([]byte(user + "\x00" + user + "\x00" + sec)),
+			base64.StdEncoding.EncodeToString([]byte(sec))} {
+			s = strings.ReplaceAll(s, form, "***")
+		}
+	}
+	return s
 }

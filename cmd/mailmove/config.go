@@ -183,15 +183,30 @@ func (e Endpoint) token(ctx context.Context) (string, error) {
 	return strings.TrimSpace(t), err
 }
 
-// runSecretCommand runs a password or token command (2 minutes at most)
-// and returns the first line it prints, as it is (a password may end with
-// a blank).
+// secretTimeout bounds a password or token command: a pinentry waiting all
+// night for someone to type would hang the run in silence.
+var secretTimeout = 2 * time.Minute
+
+// runSecretCommand runs a password or token command (secretTimeout at
+// most, with a note on stderr while it waits) and returns the first line
+// it prints, as it is (a password may end with a blank).
 func runSecretCommand(ctx context.Context, what, endpoint, command string) (string, error) {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	cctx, cancel := context.WithTimeout(ctx, secretTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", command)
 	cmd.Stderr = os.Stderr
+	// The shell's children (a pinentry, a keyring helper) may keep its
+	// output open after it is killed: stop waiting for them too.
+	cmd.WaitDelay = time.Second
+	killGroup(cmd)
+	waiting := time.AfterFunc(5*time.Second, func() {
+		fmt.Fprintf(os.Stderr, "mailmove: waiting for %s of %s (%s at most)...\n", what, endpoint, secretTimeout)
+	})
 	out, err := cmd.Output()
+	waiting.Stop()
+	if cctx.Err() == context.DeadlineExceeded {
+		return "", usagef("%s for %s gave nothing in %s: stopped (does it wait for input?)", what, endpoint, secretTimeout)
+	}
 	if err != nil {
 		return "", usagef("%s for %s failed: %v", what, endpoint, err)
 	}

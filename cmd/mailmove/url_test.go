@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestParseURL: what each URL means, and the mistakes that are refused
@@ -37,5 +39,25 @@ func TestParseURL(t *testing.T) {
 		case e.Type != tc.typ || e.TLS != tc.tls || e.Port != tc.port:
 			t.Errorf("%s: %s %s %d, want %s %s %d", tc.url, e.Type, e.TLS, e.Port, tc.typ, tc.tls, tc.port)
 		}
+	}
+}
+
+// TestSecretCommandTimeout: a password command that never answers (a
+// pinentry waiting all night, with a child holding its output open) is
+// given up after the timeout, with a message saying so.
+func TestSecretCommandTimeout(t *testing.T) {
+	old := secretTimeout
+	secretTimeout = 300 * time.Millisecond
+	defer func() { secretTimeout = old }()
+	start := time.Now()
+	_, err := runSecretCommand(context.Background(), "password_command", "pop", "sleep 30 & sleep 30")
+	if err == nil || !strings.Contains(err.Error(), "gave nothing in") {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("gave up after %s", d)
+	}
+	if got, err := runSecretCommand(context.Background(), "password_command", "pop", "printf 'pw \\nmore'"); err != nil || got != "pw " {
+		t.Fatalf("got %q %v", got, err)
 	}
 }

@@ -152,6 +152,10 @@ func (d *Destination) connect(ctx context.Context) error {
 		c.Close()
 		var ierr *imapv2.Error
 		if errors.As(err, &ierr) {
+			if d.cfg.Password != nil {
+				pass, _ := d.cfg.Password()
+				ierr.Text = migrate.RedactText(ierr.Text, d.cfg.User, pass)
+			}
 			// Never retried in a loop: providers lock accounts after
 			// repeated failures (see migrate.AuthError).
 			return &migrate.Fatal{Err: &migrate.AuthError{Server: d.cfg.Addr, User: d.cfg.User, Reply: ierr.Text, Err: err,

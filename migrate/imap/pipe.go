@@ -271,6 +271,10 @@ func (c *pipeConn) login() error {
 func (c *pipeConn) loginErr(err error) error {
 	var no *replyError
 	if errors.As(err, &no) {
+		if c.cfg.Password != nil {
+			pass, _ := c.cfg.Password()
+			no.text = migrate.RedactText(no.text, c.cfg.User, pass)
+		}
 		return &migrate.Fatal{Err: &migrate.AuthError{Server: c.cfg.Addr, User: c.cfg.User, Reply: no.text, Err: err,
 			Transient: no.code == "UNAVAILABLE"}}
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mailmove/mailmove/internal/wire"
+	"github.com/mailmove/mailmove/migrate"
 )
 
 // TLSMode says how a connection is protected.
@@ -189,13 +190,13 @@ func (c *Client) Auth(user, pass string) error {
 		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
 		// RFC 5034 section 4: the initial response may go on the command line.
 		_, err := c.cmdRedacted("AUTH", "AUTH PLAIN "+resp)
-		return authErr(err)
+		return authErr(err, user, pass)
 	}
 	if _, err := c.cmd("USER", "USER "+user); err != nil {
-		return authErr(err)
+		return authErr(err, user, pass)
 	}
 	_, err := c.cmdRedacted("PASS", "PASS "+pass)
-	return authErr(err)
+	return authErr(err, user, pass)
 }
 
 // AuthBearer signs in with an OAuth 2.0 bearer token: mech is "xoauth2"
@@ -238,13 +239,13 @@ func (c *Client) AuthBearer(mech, user, token, host string, port int) error {
 		if err == nil {
 			err = &Error{Cmd: "AUTH", Msg: "token refused"}
 		}
-		return authErr(err)
+		return authErr(err, user, token)
 	}
 	switch {
 	case strings.HasPrefix(reply, "+OK"):
 		return nil
 	case strings.HasPrefix(reply, "-ERR"):
-		return authErr(&Error{Cmd: "AUTH", Msg: strings.TrimSpace(reply[4:])})
+		return authErr(&Error{Cmd: "AUTH", Msg: strings.TrimSpace(reply[4:])}, user, token)
 	}
 	return fmt.Errorf("pop3 AUTH: unexpected reply %q", wire.Clip(reply))
 }
@@ -258,10 +259,13 @@ func (c *Client) saslPlain() bool {
 	return false
 }
 
-func authErr(err error) error {
+// authErr marks a refused login, with the server's words redacted: a
+// server may quote the password it refused.
+func authErr(err error, user string, secrets ...string) error {
 	var e *Error
 	if errors.As(err, &e) {
-		return fmt.Errorf("%w: %w", ErrAuth, err)
+		e.Msg = migrate.RedactText(e.Msg, user, secrets...)
+		return fmt.Errorf("%w: %w", ErrAuth, e)
 	}
 	return err
 }

@@ -449,3 +449,29 @@ func TestUTF8(t *testing.T) {
 		t.Fatalf("without UTF8: %q", b)
 	}
 }
+
+// TestEchoedPasswordRedacted: a server that quotes the refused password in
+// its reply does not get it printed: the error says *** instead, however
+// it is unwrapped.
+func TestEchoedPasswordRedacted(t *testing.T) {
+	srv := &pop3test.Server{Hook: func(conn net.Conn, _ int, cmd string) bool {
+		if pass, ok := strings.CutPrefix(cmd, "PASS "); ok {
+			fmt.Fprintf(conn, "-ERR [AUTH] wrong credentials: x %s (raw %s)\r\n", pass, base64.StdEncoding.EncodeToString([]byte(pass)))
+			return true
+		}
+		return false
+	}}
+	f := start(t, srv)
+	_, err := f.source("Zebra-Pass-9").List(context.Background())
+	if err == nil {
+		t.Fatal("login accepted")
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if s := e.Error(); strings.Contains(s, "Zebra-Pass-9") || strings.Contains(s, base64.StdEncoding.EncodeToString([]byte("Zebra-Pass-9"))) {
+			t.Fatalf("the password shows: %q", s)
+		}
+	}
+	if !strings.Contains(err.Error(), "wrong credentials: x ***") {
+		t.Errorf("the server's words are lost: %v", err)
+	}
+}

@@ -74,9 +74,11 @@ func (s *Source) connect(ctx context.Context) error {
 		if errors.Is(err, ErrAuth) {
 			// Never retried in a loop: ISPs lock accounts after repeated
 			// failures (see migrate.AuthError).
-			reply := err.Error()
+			pass, _ := s.cfg.Password()
+			reply := migrate.RedactText(err.Error(), s.cfg.User, pass)
 			var perr *Error
 			if errors.As(err, &perr) {
+				perr.Msg = migrate.RedactText(perr.Msg, s.cfg.User, pass)
 				reply = perr.Msg
 			}
 			up := strings.ToUpper(reply)
