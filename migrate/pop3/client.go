@@ -68,6 +68,10 @@ type Client struct {
 
 	open *dotReader // a multi-line body the caller has not finished reading
 	opts Options
+	// Bad lists what the server's listings held that could not be read
+	// (ListAll), for the user's notes.
+	Bad      []string
+	maxLines int // bound of a listing, from STAT; 0 before
 }
 
 // Options configure Dial.
@@ -282,7 +286,10 @@ func (c *Client) UTF8() error {
 
 // Stat returns the number of messages and their total size.
 func (c *Client) Stat() (count int, size int64, err error) {
-	line, err := c.cmd("STAT", "STAT")
+	return parseStat(c.cmd("STAT", "STAT"))
+}
+
+func parseStat(line string, err error) (count int, size int64, _ error) {
 	if err != nil {
 		return 0, 0, err
 	}
@@ -311,24 +318,43 @@ func (c *Client) List() ([]MsgInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseList(lines)
+	infos, _ := parseList(lines)
+	return infos, nil
 }
 
-func parseList(lines []string) ([]MsgInfo, error) {
-	out := make([]MsgInfo, 0, len(lines))
+// parseList reads LIST lines. A line it cannot read whole is not the end of
+// the listing: a message number with a size that is no size (a server's
+// "2 -5") is listed with its size unknown (0), and a line without a message
+// number is left out; bad says what was wrong with each, for a note.
+func parseList(lines []string) (out []MsgInfo, bad []string) {
+	out = make([]MsgInfo, 0, len(lines))
+	seen := make(map[int]bool, len(lines))
 	for _, l := range lines {
 		f := strings.Fields(l)
-		if len(f) < 2 {
-			return nil, fmt.Errorf("pop3 LIST: malformed line %q", wire.Clip(l))
+		n, err := strconv.Atoi(firstOr(f))
+		if err != nil || n <= 0 || seen[n] {
+			bad = append(bad, fmt.Sprintf("LIST line %q left out (no message number, or one listed twice)", wire.Clip(l)))
+			continue
 		}
-		n, err1 := strconv.Atoi(f[0])
-		size, err2 := strconv.ParseInt(f[1], 10, 64)
-		if err1 != nil || err2 != nil || n <= 0 || size < 0 {
-			return nil, fmt.Errorf("pop3 LIST: malformed line %q", wire.Clip(l))
+		seen[n] = true
+		var size int64 = -1
+		if len(f) >= 2 {
+			size, err = strconv.ParseInt(f[1], 10, 64)
+		}
+		if err != nil || size < 0 {
+			bad = append(bad, fmt.Sprintf("LIST gives message %d no usable size (%q): it is read anyway", n, wire.Clip(l)))
+			size = 0
 		}
 		out = append(out, MsgInfo{Num: n, Size: size})
 	}
-	return out, nil
+	return out, bad
+}
+
+func firstOr(f []string) string {
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 // ErrNoUIDL means the server does not implement UIDL (it is optional in RFC 1939).
@@ -352,12 +378,12 @@ func parseUIDL(lines []string, err error) (map[int]string, error) {
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) < 2 {
-			return nil, fmt.Errorf("pop3 UIDL: malformed line %q", wire.Clip(l))
+			continue // that message is recognised by its content
 		}
 		n, err := strconv.Atoi(f[0])
 		// RFC 1939 section 7: 1 to 70 characters in the range 0x21 to 0x7E.
 		if err != nil || n <= 0 || len(f[1]) > 70 {
-			return nil, fmt.Errorf("pop3 UIDL: malformed line %q", wire.Clip(l))
+			continue
 		}
 		out[n] = f[1]
 	}
@@ -554,21 +580,34 @@ func (c *Client) multi(name, line string) ([]string, error) {
 // out at once, saving a round trip. When the server refuses UIDL the error
 // is ErrNoUIDL, with the LIST result.
 func (c *Client) ListAll() ([]MsgInfo, map[int]string, error) {
+	// STAT first: the count it gives bounds the listings, so that a server
+	// that never ends one cannot fill memory.
 	if !c.Has("PIPELINING") || c.open != nil {
-		infos, err := c.List()
+		if n, _, err := c.Stat(); err == nil {
+			c.maxLines = listingBound(n)
+		}
+		lines, err := c.multi("LIST", "LIST")
 		if err != nil {
 			return nil, nil, err
 		}
+		infos, bad := parseList(lines)
+		c.Bad = append(c.Bad, bad...)
 		uids, err := c.UIDL()
 		return infos, uids, err
 	}
-	c.debug("C: LIST")
-	c.debug("C: UIDL")
-	if _, err := c.bw.WriteString("LIST\r\nUIDL\r\n"); err != nil {
+	for _, cmd := range []string{"STAT", "LIST", "UIDL"} {
+		c.debug("C: " + cmd)
+	}
+	if _, err := c.bw.WriteString("STAT\r\nLIST\r\nUIDL\r\n"); err != nil {
 		return nil, nil, err
 	}
 	if err := c.bw.Flush(); err != nil {
 		return nil, nil, err
+	}
+	if n, _, err := parseStat(c.status("STAT")); err == nil {
+		c.maxLines = listingBound(n)
+	} else if _, ok := err.(*Error); !ok && !strings.Contains(err.Error(), "malformed") {
+		return nil, nil, err // the connection, not the server's answer
 	}
 	var lines []string
 	_, err := c.status("LIST")
@@ -578,10 +617,8 @@ func (c *Client) ListAll() ([]MsgInfo, map[int]string, error) {
 	if err != nil {
 		return nil, nil, err // the session is out of step: the caller drops it
 	}
-	infos, err := parseList(lines)
-	if err != nil {
-		return nil, nil, err
-	}
+	infos, bad := parseList(lines)
+	c.Bad = append(c.Bad, bad...)
 	_, err = c.status("UIDL")
 	if err == nil {
 		lines, err = c.listing("UIDL")
@@ -593,11 +630,26 @@ func (c *Client) ListAll() ([]MsgInfo, map[int]string, error) {
 	return infos, uids, err
 }
 
+// listingBound is how many lines a listing of a mailbox of n messages may
+// have: some more than n, as a message may arrive between STAT and LIST.
+func listingBound(n int) int { return n + n/10 + 1000 }
+
+// defaultMaxLines bounds a listing when STAT did not say how many messages
+// there are: a POP3 mailbox of a million messages is not one.
+const defaultMaxLines = 1_000_000
+
 // listing reads a dot-terminated listing after its +OK.
 func (c *Client) listing(name string) ([]string, error) {
 	br := bufio.NewReaderSize(newDotReader(c.br), maxLine)
 	var out []string
+	limit := c.maxLines
+	if limit <= 0 {
+		limit = defaultMaxLines
+	}
 	for {
+		if len(out) > limit {
+			return nil, fmt.Errorf("pop3 %s: the listing goes on past %d lines, more than the mailbox has messages: the server does not end it", name, limit)
+		}
 		l, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
 			return nil, fmt.Errorf("pop3 %s: listing line longer than %d bytes", name, maxLine)

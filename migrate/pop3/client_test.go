@@ -475,3 +475,67 @@ func TestEchoedPasswordRedacted(t *testing.T) {
 		t.Errorf("the server's words are lost: %v", err)
 	}
 }
+
+// TestListingsDisagree: LIST and UIDL name different messages, and a LIST
+// line gives no size: every message either listing knows of is read, and
+// the notes say what was odd.
+func TestListingsDisagree(t *testing.T) {
+	srv := &pop3test.Server{}
+	for i := 1; i <= 9; i++ {
+		srv.Messages = append(srv.Messages, pop3test.Message{UID: fmt.Sprintf("u%d", i), Data: []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i))})
+	}
+	srv.Hook = func(conn net.Conn, _ int, cmd string) bool {
+		switch cmd {
+		case "LIST":
+			fmt.Fprint(conn, "+OK\r\n1 20\r\n2 -5\r\n4 20\r\n7 20\r\n.\r\n")
+		case "UIDL":
+			fmt.Fprint(conn, "+OK\r\n2 u2\r\n3 u3\r\n4 u4\r\n9 u9\r\n.\r\n")
+		default:
+			return false
+		}
+		return true
+	}
+	f := start(t, srv)
+	s := f.source("secret")
+	entries, bodies, errs := collect(t, s)
+	var nums []int
+	for i, e := range entries {
+		nums = append(nums, e.Num)
+		if want := fmt.Sprintf("Subject: %d\r\n", e.Num); !strings.HasPrefix(string(bodies[i]), want) {
+			t.Errorf("message %d: %q", e.Num, bodies[i])
+		}
+	}
+	if fmt.Sprint(nums) != "[1 2 3 4 7 9]" || len(errs) != 0 {
+		t.Fatalf("read %v (%v), want [1 2 3 4 7 9]", nums, errs)
+	}
+	notes := strings.Join(s.Notes(), "\n")
+	for _, want := range []string{"LIST and UIDL disagree", "no usable size", "no unique id for 2"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+}
+
+// TestEndlessListing: a LIST that never ends is cut at the bound STAT gives,
+// with an error, not grown until memory runs out.
+func TestEndlessListing(t *testing.T) {
+	srv := &pop3test.Server{Messages: []pop3test.Message{{UID: "a", Data: []byte("Subject: a\r\n\r\nx\r\n")}}}
+	srv.Hook = func(conn net.Conn, _ int, cmd string) bool {
+		if cmd != "LIST" {
+			return false
+		}
+		fmt.Fprint(conn, "+OK\r\n")
+		line := []byte("1 100\r\n")
+		for i := 0; i < 5000; i++ {
+			if _, err := conn.Write(line); err != nil {
+				return true
+			}
+		}
+		return true // and never the final "."
+	}
+	f := start(t, srv)
+	_, err := f.source("secret").List(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "does not end it") {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,15 @@ func (s *Source) Describe() string {
 }
 
 // Notes reports what the user should know about this mailbox.
-func (s *Source) Notes() []string { return s.notes }
+func (s *Source) Notes() []string {
+	var out []string
+	for _, n := range s.notes {
+		if !slices.Contains(out, n) { // a List tried again says it again
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 func (s *Source) connect(ctx context.Context) error {
 	if s.c != nil {
@@ -167,6 +176,37 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 	// In this session the listing's numbers are the numbers: no map until a
 	// reconnection (100,000 UIDLs would cost megabytes for nothing).
 	s.hasUIDL, s.numOf = uids != nil, nil
+	s.notes = append(s.notes, s.c.Bad...)
+	s.c.Bad = nil
+	// Every message either listing knows of: a server whose LIST and UIDL
+	// disagree has its extra UIDL messages read too (their size unknown).
+	listed := make(map[int]bool, len(infos))
+	for _, in := range infos {
+		listed[in.Num] = true
+	}
+	var extra []int
+	for n := range uids {
+		if !listed[n] {
+			extra = append(extra, n)
+		}
+	}
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		s.notes = append(s.notes, fmt.Sprintf("the POP3 server's LIST and UIDL disagree: UIDL names %d message(s) LIST leaves out (%v): they are read too", len(extra), clipNums(extra)))
+		for _, n := range extra {
+			infos = append(infos, MsgInfo{Num: n})
+		}
+		slices.SortFunc(infos, func(a, b MsgInfo) int { return a.Num - b.Num })
+	}
+	noUID := 0
+	for _, in := range infos {
+		if _, ok := uids[in.Num]; !ok {
+			noUID++
+		}
+	}
+	if uids != nil && noUID > 0 {
+		s.notes = append(s.notes, fmt.Sprintf("UIDL names no unique id for %d listed message(s): they are recognised by their content", noUID))
+	}
 	seen := make(map[string]bool, len(uids))
 	out := make([]migrate.Entry, 0, len(infos))
 	for _, in := range infos {
@@ -180,6 +220,14 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// clipNums shows at most ten numbers.
+func clipNums(n []int) string {
+	if len(n) > 10 {
+		return fmt.Sprintf("%v and %d more", n[:10], len(n)-10)
+	}
+	return fmt.Sprint(n)
 }
 
 // session connects when needed; message numbers belong to a session, so a
