@@ -152,10 +152,6 @@ func (d *Destination) connect(ctx context.Context) error {
 		c.Close()
 		var ierr *imapv2.Error
 		if errors.As(err, &ierr) {
-			if d.cfg.Password != nil {
-				pass, _ := d.cfg.Password()
-				ierr.Text = migrate.RedactText(ierr.Text, d.cfg.User, pass)
-			}
 			// Never retried in a loop: providers lock accounts after
 			// repeated failures (see migrate.AuthError).
 			return &migrate.Fatal{Err: &migrate.AuthError{Server: d.cfg.Addr, User: d.cfg.User, Reply: ierr.Text, Err: err,
@@ -176,12 +172,18 @@ func (d *Destination) login(ctx context.Context, c *imapclient.Client, conn *wat
 		if err != nil {
 			return &migrate.Fatal{Err: err}
 		}
-		return conn.watch(ctx, d.cfg.Timeout, func() error {
+		err = conn.watch(ctx, d.cfg.Timeout, func() error {
 			if c.Caps().Has(imapv2.Cap("AUTH=PLAIN")) {
 				return c.Authenticate(sasl.NewPlainClient("", d.cfg.User, pass))
 			}
 			return c.Login(d.cfg.User, pass).Wait()
 		})
+		var ierr *imapv2.Error
+		if errors.As(err, &ierr) {
+			// A server may quote the password it refused.
+			ierr.Text = migrate.RedactText(ierr.Text, d.cfg.User, pass)
+		}
+		return err
 	}
 	host, port := d.cfg.Addr, 0
 	if h, p, err := net.SplitHostPort(d.cfg.Addr); err == nil {
@@ -202,6 +204,7 @@ func (d *Destination) login(ctx context.Context, c *imapclient.Client, conn *wat
 		if err == nil || !errors.As(err, &ierr) {
 			return err
 		}
+		ierr.Text = migrate.RedactText(ierr.Text, d.cfg.User, token)
 	}
 	return err
 }

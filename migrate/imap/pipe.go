@@ -237,12 +237,14 @@ func (c *pipeConn) capability() error {
 
 func (c *pipeConn) login() error {
 	var client sasl.Client
+	var secret string
 	switch {
 	case c.cfg.Mechanism != "":
 		token, err := c.cfg.Token()
 		if err != nil {
 			return &migrate.Fatal{Err: fmt.Errorf("get an access token for %s: %w", c.cfg.User, err)}
 		}
+		secret = token
 		host, port := c.cfg.Addr, 0
 		if h, p, err := net.SplitHostPort(c.cfg.Addr); err == nil {
 			host, port = h, atoi(p)
@@ -260,21 +262,20 @@ func (c *pipeConn) login() error {
 				return &migrate.Fatal{Err: fmt.Errorf("%s refuses LOGIN on this connection (LOGINDISABLED)", c.cfg.Addr)}
 			}
 			_, err := c.command("LOGIN", "LOGIN "+quote(c.cfg.User)+" "+quote(pass))
-			return c.loginErr(err)
+			return c.loginErr(err, pass)
 		}
 		client = sasl.NewPlainClient("", c.cfg.User, pass)
+		secret = pass
 	}
-	return c.loginErr(c.authenticate(client))
+	return c.loginErr(c.authenticate(client), secret)
 }
 
-// loginErr turns a tagged refusal of a login into a migrate.AuthError.
-func (c *pipeConn) loginErr(err error) error {
+// loginErr turns a tagged refusal of a login into a migrate.AuthError,
+// with secret (which the server may quote) redacted from its words.
+func (c *pipeConn) loginErr(err error, secret string) error {
 	var no *replyError
 	if errors.As(err, &no) {
-		if c.cfg.Password != nil {
-			pass, _ := c.cfg.Password()
-			no.text = migrate.RedactText(no.text, c.cfg.User, pass)
-		}
+		no.text = migrate.RedactText(no.text, c.cfg.User, secret)
 		return &migrate.Fatal{Err: &migrate.AuthError{Server: c.cfg.Addr, User: c.cfg.User, Reply: no.text, Err: err,
 			Transient: no.code == "UNAVAILABLE"}}
 	}

@@ -83,11 +83,9 @@ func (s *Source) connect(ctx context.Context) error {
 		if errors.Is(err, ErrAuth) {
 			// Never retried in a loop: ISPs lock accounts after repeated
 			// failures (see migrate.AuthError).
-			pass, _ := s.cfg.Password()
-			reply := migrate.RedactText(err.Error(), s.cfg.User, pass)
+			reply := err.Error() // the client redacted the password from it
 			var perr *Error
 			if errors.As(err, &perr) {
-				perr.Msg = migrate.RedactText(perr.Msg, s.cfg.User, pass)
 				reply = perr.Msg
 			}
 			up := strings.ToUpper(reply)
