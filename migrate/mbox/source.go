@@ -363,48 +363,73 @@ func (s *Source) discover() ([]*file, error) {
 	}
 	var files []*file
 	var empty []string
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if path == root {
-			return nil
-		}
-		name := d.Name()
-		if strings.HasPrefix(name, ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
+	// Symbolic links are followed (a linked Archive2019, a linked .sbd):
+	// a folder or file reached twice, through a loop or two links, is read
+	// once and the other way named.
+	var seen []os.FileInfo
+	var seenAt []string
+	already := func(st os.FileInfo, rel string) bool {
+		for i, v := range seen {
+			if os.SameFile(v, st) {
+				s.note("%s: the same as %s (a symbolic link): read once", rel, seenAt[i])
+				return true
 			}
-			return nil
 		}
-		rel, _ := filepath.Rel(root, path)
-		if d.IsDir() {
-			if name == "cur" || name == "new" || name == "tmp" {
-				s.note("%s: looks like a Maildir, which this source does not read: skipped", filepath.Dir(rel))
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() || ignored(name) {
-			return nil
-		}
-		info, err := d.Info()
+		seen, seenAt = append(seen, st), append(seenAt, rel)
+		return false
+	}
+	already(st, "the top folder")
+	var walk func(dir, rel string)
+	walk = func(dir, rel string) {
+		entries, err := os.ReadDir(dir)
 		if err != nil {
-			return err
+			s.note("%s: cannot be read (%v): skipped", rel, err)
+			return
 		}
-		if info.Size() == 0 {
-			empty = append(empty, rel)
-			return nil
+		for _, d := range entries {
+			name := d.Name()
+			if strings.HasPrefix(name, ".") {
+				continue
+			}
+			path := filepath.Join(dir, name)
+			r := filepath.ToSlash(filepath.Join(rel, name))
+			info, err := os.Stat(path) // through links
+			if err != nil {
+				if d.Type()&fs.ModeSymlink != 0 {
+					s.note("%s: a symbolic link to nothing readable (%v): skipped", r, err)
+				} else {
+					s.note("%s: cannot be read (%v): skipped", r, err)
+				}
+				continue
+			}
+			if info.IsDir() {
+				if name == "cur" || name == "new" || name == "tmp" {
+					s.note("%s: looks like a Maildir, which this source does not read: skipped", rel)
+					continue
+				}
+				if !already(info, r) {
+					walk(path, r)
+				}
+				continue
+			}
+			if !info.Mode().IsRegular() || ignored(name) || already(info, r) {
+				continue
+			}
+			if info.Size() == 0 {
+				empty = append(empty, r)
+				continue
+			}
+			if !startsLikeMbox(path) {
+				s.note("%s: not an mbox file (it does not start with \"From \"): skipped", r)
+				continue
+			}
+			files = append(files, &file{path: path, rel: r, folder: folderName(r), size: info.Size(), mtime: info.ModTime()})
 		}
-		if !startsLikeMbox(path) {
-			s.note("%s: not an mbox file (it does not start with \"From \"): skipped", rel)
-			return nil
-		}
-		files = append(files, &file{path: path, rel: filepath.ToSlash(rel), folder: folderName(rel), size: info.Size(), mtime: info.ModTime()})
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	}
+	walk(root, ".")
+	for _, f := range files {
+		f.rel = strings.TrimPrefix(f.rel, "./")
+		f.folder = folderName(f.rel)
 	}
 	if len(empty) > 0 {
 		s.note("%d empty folder file(s), nothing to copy: %s", len(empty), strings.Join(empty, ", "))

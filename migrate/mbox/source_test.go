@@ -172,3 +172,52 @@ func TestSourceNotMbox(t *testing.T) {
 		t.Errorf("got %v, want a fatal ErrNotMbox", err)
 	}
 }
+
+// TestSymlinks: linked folders and files are followed, a loop or a second
+// way to the same folder is read once and named, a dangling link is named,
+// and a root that is a link works.
+func TestSymlinks(t *testing.T) {
+	store := t.TempDir()
+	copyFixture(t, store, "mboxrd.mbox", "Archive2019")
+	copyFixture(t, store, "mboxrd.mbox", "Old.sbd/Letters")
+	profile := t.TempDir()
+	copyFixture(t, profile, "mboxrd.mbox", "Inbox")
+	for _, l := range []struct{ target, name string }{
+		{filepath.Join(store, "Archive2019"), "Archive2019"},
+		{filepath.Join(store, "Old.sbd"), "Old.sbd"},
+		{profile, "Loop.sbd"},                     // the profile inside itself
+		{filepath.Join(store, "nothing"), "Gone"}, // dangling
+	} {
+		if err := os.Symlink(l.target, filepath.Join(profile, l.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(t.TempDir(), "link-to-profile")
+	if err := os.Symlink(profile, root); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSource(Config{Path: root})
+	entries, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	folders := map[string]int{}
+	for _, e := range entries {
+		folders[e.Folder]++
+	}
+	want, _ := NewSource(Config{Path: filepath.Join(profile, "Inbox")}).List(context.Background())
+	for _, f := range []string{"Inbox", "Archive2019", "Old/Letters"} {
+		if folders[f] != len(want) {
+			t.Errorf("folder %s: %d messages, want %d (all: %v)", f, folders[f], len(want), folders)
+		}
+	}
+	if len(folders) != 3 {
+		t.Errorf("folders %v", folders)
+	}
+	notes := strings.Join(s.Notes(), "\n")
+	for _, w := range []string{"Loop.sbd: the same as the top folder", "Gone: a symbolic link to nothing readable"} {
+		if !strings.Contains(notes, w) {
+			t.Errorf("notes lack %q:\n%s", w, notes)
+		}
+	}
+}
