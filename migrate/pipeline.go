@@ -243,6 +243,11 @@ func (r *runner) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read state: %w", err)
 	}
+	if n, ok := r.cp.(interface{ Notes() []string }); ok {
+		for _, s := range n.Notes() {
+			r.note("%s", s)
+		}
+	}
 	if err := r.reconcile(ctx, pending, doneVerdict); err != nil {
 		return err
 	}

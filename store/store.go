@@ -26,8 +26,13 @@ var (
 // Store is a checkpoint in one file. Every Put is committed and fsynced before
 // it returns.
 type Store struct {
-	db     *bolt.DB
-	path   string // resolved, as /proc/self/maps names it
+	// Damaged, when set, says the state file was damaged and set aside for
+	// a new one, and where it went: for the user.
+	Damaged string
+
+	db         *bolt.DB
+	badRecords int    // records Records could not read
+	path       string // resolved, as /proc/self/maps names it
 	writes int    // transactions since the mapped pages were last released
 }
 
@@ -41,6 +46,10 @@ type Store struct {
 // 10 MB resident.
 const releaseEvery = 2
 
+// release is releasePages; FuzzOpen turns it off: a fuzzing worker's
+// memory map is so long that reading it costs more than the test.
+var release = releasePages
+
 var _ migrate.Checkpoint = (*Store)(nil)
 
 // Open opens or creates the state file at path (mode 0600, its directory
@@ -52,9 +61,16 @@ func Open(path string, readOnly bool) (*Store, error) {
 			return nil, err
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 500 * time.Millisecond, ReadOnly: readOnly})
+	var damaged *DamagedError
+	db, movedTo, err := open(path, readOnly)
+	if errors.As(err, &damaged) && movedTo != "" {
+		db, _, err = open(path, false)
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w", path, migrate.ErrLocked)
+	}
+	if errors.As(err, &damaged) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
@@ -64,6 +80,9 @@ func Open(path string, readOnly bool) (*Store, error) {
 		os.Chmod(path, 0o600)
 	}
 	s := &Store{db: db, path: path}
+	if movedTo != "" {
+		s.Damaged = fmt.Sprintf("%v: moved aside to %s; a new state is begun, and the messages already at the destination are recognised there and not copied again", damaged, movedTo)
+	}
 	if abs, err := filepath.Abs(path); err == nil {
 		s.path = abs
 		if real, err := filepath.EvalSymlinks(abs); err == nil {
@@ -85,6 +104,50 @@ func Open(path string, readOnly bool) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// open opens path with bbolt after checking, page by page, that bbolt can
+// read it safely.
+//
+// A damaged file is, unless readOnly, set aside under the lock (never
+// deleted) and movedTo says where: the caller begins afresh, and what the
+// old state recorded as copied is found at the destination by the pre-copy
+// look there, so nothing is copied twice.
+func open(path string, readOnly bool) (db *bolt.DB, movedTo string, err error) {
+	err = withLock(path, readOnly, 500*time.Millisecond, func() error {
+		err := check(path)
+		var damaged *DamagedError
+		if errors.As(err, &damaged) && !readOnly {
+			movedTo = fmt.Sprintf("%s.damaged-%s", path, time.Now().Format("20060102T150405"))
+			if rerr := os.Rename(path, movedTo); rerr != nil {
+				movedTo = ""
+				return fmt.Errorf("%w; and it cannot be moved aside: %v", err, rerr)
+			}
+		}
+		return err
+	})
+	if errors.Is(err, migrate.ErrLocked) {
+		return nil, "", bolterrors.ErrTimeout
+	}
+	if err != nil {
+		return nil, movedTo, err
+	}
+	db, err = openBolt(path, &bolt.Options{Timeout: 500 * time.Millisecond, ReadOnly: readOnly})
+	return db, "", err
+}
+
+// Notes says what the user should know of the state: that it was damaged
+// and set aside, or that records could not be read.
+func (s *Store) Notes() []string {
+	var out []string
+	if s.Damaged != "" {
+		out = append(out, s.Damaged)
+	}
+	if s.badRecords > 0 {
+		out = append(out, fmt.Sprintf("%d record(s) of the state file could not be read and were left out: "+
+			"their messages are looked for at the destination before anything is copied", s.badRecords))
+	}
+	return out
 }
 
 // Close releases the file.
@@ -114,10 +177,11 @@ func (s *Store) Records(fn func(migrate.Record) error) error {
 			}
 			for ; k != nil && n < recordsPerLot; k, v = c.Next() {
 				var r migrate.Record
-				if err := json.Unmarshal(v, &r); err != nil {
-					return fmt.Errorf("record %q: %w", k, err)
-				}
-				if err := fn(r); err != nil {
+				if err := json.Unmarshal(v, &r); err != nil || r.ID == "" {
+					// A damaged record is left out: its message is looked
+					// for at the destination before it is copied again.
+					s.badRecords++
+				} else if err := fn(r); err != nil {
 					return err
 				}
 				after = append(after[:0], k...)
@@ -125,7 +189,7 @@ func (s *Store) Records(fn func(migrate.Record) error) error {
 			}
 			return nil
 		})
-		releasePages(s.path)
+		release(s.path)
 		if err != nil || n < recordsPerLot {
 			return err
 		}
@@ -165,7 +229,7 @@ func (s *Store) Put(r migrate.Record) error {
 func (s *Store) PutMany(recs []migrate.Record) error {
 	if s.writes++; s.writes >= releaseEvery {
 		s.writes = 0
-		releasePages(s.path)
+		release(s.path)
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range recs {

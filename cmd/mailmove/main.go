@@ -122,6 +122,7 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	var fatal *migrate.Fatal
 	var auth *migrate.AuthError
 	var inc *incomplete
+	var damaged *store.DamagedError
 	switch {
 	case errors.As(err, &inc):
 		fmt.Fprintln(w, "mailmove:", err)
@@ -148,6 +149,10 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	case errors.As(err, &ue):
 		fmt.Fprintln(w, "mailmove:", err)
 		return exitUsage
+	case errors.As(err, &damaged):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: a run without --dry-run sets it aside (it is kept) and begins a new state; the messages already at the destination are recognised there")
+		return exitFatal
 	case errors.Is(err, migrate.ErrLocked):
 		fmt.Fprintln(w, "mailmove:", err, "(wait for it to finish, or stop it first)")
 		return exitFatal
