@@ -31,7 +31,9 @@ type DamagedError struct {
 	Path, Why string
 }
 
-func (e *DamagedError) Error() string { return fmt.Sprintf("state file %s is damaged: %s", e.Path, e.Why) }
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("state file %s is damaged: %s", e.Path, e.Why)
+}
 
 type meta struct {
 	pageSize                 uint32

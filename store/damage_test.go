@@ -3,8 +3,8 @@ package store
 import (
 	"bytes"
 	"crypto/rand"
-	mrand "math/rand/v2"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"

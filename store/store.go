@@ -33,7 +33,7 @@ type Store struct {
 	db         *bolt.DB
 	badRecords int    // records Records could not read
 	path       string // resolved, as /proc/self/maps names it
-	writes int    // transactions since the mapped pages were last released
+	writes     int    // transactions since the mapped pages were last released
 }
 
 // releaseEvery is how many write transactions pass between two releases of
