@@ -43,3 +43,8 @@ func withLock(path string, readOnly bool, wait time.Duration, fn func() error) e
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return fn()
 }
+
+// tryLock takes an exclusive lock on f at once, or fails.
+func tryLock(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) }
+
+func unlock(f *os.File) { syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }

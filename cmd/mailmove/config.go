@@ -358,3 +358,16 @@ func stateFile(from, to Endpoint) string {
 	}
 	return filepath.Join(defaultStateDir(), clean(from)+"--"+clean(to)+".db")
 }
+
+// identity names an endpoint's account for the state file and the run
+// lock: the same account however it is reached (port, TLS mode).
+func identity(e Endpoint) string {
+	if e.Type == "mbox" {
+		abs, err := filepath.Abs(e.Path)
+		if err != nil {
+			abs = e.Path
+		}
+		return "mbox:" + abs
+	}
+	return e.Type + ":" + e.User + "@" + strings.ToLower(e.Host)
+}

@@ -123,6 +123,7 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	var auth *migrate.AuthError
 	var inc *incomplete
 	var damaged *store.DamagedError
+	var pairErr *store.PairError
 	switch {
 	case errors.As(err, &inc):
 		fmt.Fprintln(w, "mailmove:", err)
@@ -148,6 +149,11 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 		return exitInterrupted
 	case errors.As(err, &ue):
 		fmt.Fprintln(w, "mailmove:", err)
+		return exitUsage
+	case errors.As(err, &pairErr):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: each source and destination pair needs its own state file: leave --state (and state in the config file) out, "+
+			"and mailmove keeps one per pair, or name another file. Nothing was copied.")
 		return exitUsage
 	case errors.As(err, &damaged):
 		fmt.Fprintln(w, "mailmove:", err)
@@ -469,6 +475,15 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		m.dryRun = true // read-only: EXAMINE, the state opened read-only
 	}
 	var cp migrate.Checkpoint
+	pair := [2]string{identity(from), identity(to)}
+	if !m.dryRun {
+		// One run per pair at a time, whatever state file each uses.
+		lock, err := store.LockPair(defaultStateDir(), pair[0], pair[1], statePath)
+		if err != nil {
+			return sum, err
+		}
+		defer lock.Release()
+	}
 	switch st, err := os.Stat(statePath); {
 	case m.dryRun && errors.Is(err, os.ErrNotExist):
 		cp = migrate.DryRunCheckpoint(nil)
@@ -480,10 +495,18 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		if err != nil {
 			return sum, err
 		}
+		if err := s.Claim(pair[0], pair[1]); err != nil {
+			s.Close()
+			return sum, err
+		}
 		cp = migrate.DryRunCheckpoint(s)
 	default:
 		s, err := store.Open(statePath, false)
 		if err != nil {
+			return sum, err
+		}
+		if err := s.Claim(pair[0], pair[1]); err != nil {
+			s.Close()
 			return sum, err
 		}
 		cp = s
