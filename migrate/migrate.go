@@ -256,6 +256,12 @@ type Checkpoint interface {
 	Close() error
 }
 
+// ErrReconnect is what a Source's Retrieve returns when it had to end its
+// session for its own reasons (a message that would not end) after
+// delivering everything before: call it again with the entries left, at
+// once. It is no failure.
+var ErrReconnect = errors.New("the source ended its session: go on with a new one")
+
 // ErrLocked means another process is using the same checkpoint.
 var ErrLocked = errors.New("another mailmove run is using this state file")
 

@@ -92,6 +92,7 @@ type runner struct {
 	sent        int                 // batches sent whose outcome is not taken yet
 	stopErr     error               // what stops the run, found while taking outcomes
 	pipeRefused bool
+	partial     Entry           // the message the source's connection last failed in the middle of
 	checked     map[string]bool // folders whose first message was read back
 	flagsSeen   map[string]bool // folders whose kept keywords were read back once
 	flagWatch   map[string]bool // folders where the server removed keywords: every message is read back
@@ -405,7 +406,24 @@ func (r *runner) reconcile(ctx context.Context, pending []Record, doneVerdict ma
 }
 
 func (r *runner) retrieve(ctx context.Context, todo []Entry) error {
-	return r.resume(ctx, "reading from", todo, func(todo []Entry, done func(Entry)) error {
+	// A message the connection fails in the middle of, time after time (a
+	// server that always stops at the same point), fails alone.
+	cut := func(e Entry, err error) (bool, error) {
+		if r.partial != e {
+			return false, nil
+		}
+		r.partial = Entry{}
+		folder := r.destFolder(e.Folder)
+		id := e.ID
+		if id == "" {
+			id = fmt.Sprintf("num:%d", e.Num)
+		}
+		rec := Record{ID: id, Folder: folder, Size: e.Size, Offset: e.Offset, Run: r.opt.Run}
+		ev := Event{ID: id, Folder: folder, Size: e.Size}
+		reason := fmt.Errorf("the connection failed in the middle of this message %d times in a row (%v): not copied; it is tried again next run", cutTries, err)
+		return true, r.fail(&rec, &ev, nil, &Permanent{Err: reason})
+	}
+	return r.resumeCut(ctx, "reading from", todo, cut, func(todo []Entry, done func(Entry)) error {
 		return r.src.Retrieve(ctx, todo, func(in *Incoming) error {
 			if err := ctx.Err(); err != nil {
 				return &stopError{err}
@@ -425,7 +443,18 @@ func (r *runner) retrieve(ctx context.Context, todo []Entry) error {
 // the entries after the last one done. The position follows the entries
 // themselves, not a count, so it is right whatever the source did between.
 func (r *runner) resume(ctx context.Context, what string, entries []Entry, pass func([]Entry, func(Entry)) error) error {
-	failures := 0
+	return r.resumeCut(ctx, what, entries, nil, pass)
+}
+
+// cutTries is how many times in a row the source's connection may fail in
+// the middle of the same message before that message fails alone.
+const cutTries = 3
+
+// resumeCut is resume where cut, when set, may give up on the first entry
+// left after it failed cutTries times in a row: it returns whether it did
+// (and recorded it), so that the pass goes on with the next.
+func (r *runner) resumeCut(ctx context.Context, what string, entries []Entry, cut func(Entry, error) (bool, error), pass func([]Entry, func(Entry)) error) error {
+	failures, same := 0, 0
 	for len(entries) > 0 {
 		todo, next := entries, 0
 		err := pass(todo, func(e Entry) {
@@ -438,8 +467,24 @@ func (r *runner) resume(ctx context.Context, what string, entries []Entry, pass 
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, ErrReconnect) && ctx.Err() == nil {
+			failures, same = 0, 0
+			continue
+		}
 		if next > 0 {
-			failures = 0
+			failures, same = 0, 0
+		}
+		if cut != nil && len(entries) > 0 && r.partial == entries[0] {
+			if same++; same >= cutTries {
+				gave, cerr := cut(entries[0], err)
+				if cerr != nil {
+					return cerr
+				}
+				if gave {
+					entries, failures, same = entries[1:], 0, 0
+					continue
+				}
+			}
 		}
 		failures++
 		again, perr := r.again(ctx, err, failures-1, what+" "+r.src.Describe())
@@ -581,8 +626,21 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	}
 	if err != nil {
 		sw.abort()
+		var perm *Permanent
+		if errors.As(src.err, &perm) {
+			// The source gave up on this message (too large, too slow):
+			// it fails alone, and stays where it is.
+			folder := r.destFolder(in.Folder)
+			rec := Record{ID: in.ID, Folder: folder, Size: in.Size, Offset: in.Offset, Run: r.opt.Run}
+			if rec.ID == "" {
+				rec.ID = fmt.Sprintf("num:%d", in.Num)
+			}
+			ev := Event{ID: rec.ID, Folder: folder, Size: in.Size}
+			return r.fail(&rec, &ev, nil, perm)
+		}
 		if src.err != nil {
-			return err // the source's connection: retried by the caller
+			r.partial = in.Entry // cut in the middle of this message
+			return err           // the source's connection: retried by the caller
 		}
 		return &stopError{fmt.Errorf("spool message to %s: %w", r.opt.SpoolDir, err)}
 	}

@@ -539,3 +539,4 @@ func TestEndlessListing(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+

@@ -26,6 +26,9 @@ func (d *dotReader) Read(p []byte) (int, error) {
 			break
 		}
 		if d.lineStart {
+			if n > 0 && d.br.Buffered() == 0 {
+				break // hand back what we have rather than wait for the next line
+			}
 			b, err := d.br.Peek(1)
 			if err != nil {
 				return n, unexpected(err)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailmove/mailmove/migrate"
 )
@@ -25,6 +27,8 @@ type SourceConfig struct {
 	// from Token, asked again at every login.
 	Mechanism string
 	Token     func() (string, error)
+	// MaxMessage bounds one message; 0 means DefaultMaxMessage.
+	MaxMessage int64
 }
 
 // Source reads a POP3 mailbox. It never deletes anything.
@@ -404,10 +408,17 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 			s.drop()
 			return fmt.Errorf("retrieve message %d: %w", num, err)
 		}
-		in := &migrate.Incoming{Entry: e, R: r, Flags: s.cfg.Flags}
+		b := s.bound(r, e.Size)
+		in := &migrate.Incoming{Entry: e, R: b, Flags: s.cfg.Flags}
 		if err := fn(in); err != nil {
 			s.drop() // the body may be half read: the session is out of step
 			return err
+		}
+		if b.exceeded {
+			// The rest of this message may never end: a new session for
+			// the next ones.
+			s.drop()
+			return migrate.ErrReconnect
 		}
 		if err := s.c.open.drain(); err != nil {
 			s.drop()
@@ -415,6 +426,70 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 		}
 	}
 	return nil
+}
+
+// DefaultMaxMessage is the largest message a POP3 server may send unless
+// the user allows more: no mailbox provider accepts anything near it.
+const DefaultMaxMessage = 1 << 30
+
+// minRate is the slowest average a message may arrive at: an honest
+// transfer over a poor line is faster, a server trickling a line a second
+// to keep the idle timeout at bay is not.
+const minRate = 8 << 10 // bytes per second
+
+// bound limits a message to what its announced size makes plausible (twice
+// it and a megabyte, as servers only approximate; at most MaxMessage) and
+// to the time twice that size takes at minRate, after the idle timeout
+// twice.
+func (s *Source) bound(r io.Reader, announced int64) *boundedReader {
+	limit := s.cfg.MaxMessage
+	if limit <= 0 {
+		limit = DefaultMaxMessage
+	}
+	if announced > 0 {
+		limit = min(limit, 2*announced+1<<20)
+	}
+	timeout := s.cfg.Options.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	took := 2*timeout + time.Duration((2*max(announced, 0)+16<<10)/minRate)*time.Second
+	return &boundedReader{r: r, left: limit, limit: limit, announced: announced, deadline: time.Now().Add(took), took: took}
+}
+
+// boundedReader ends a message that goes past its bounds with a
+// *migrate.Permanent error: that message fails, the others go on.
+type boundedReader struct {
+	r                      io.Reader
+	left, limit, announced int64
+	deadline               time.Time
+	took                   time.Duration
+	exceeded               bool
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.exceeded {
+		return 0, b.err()
+	}
+	if time.Now().After(b.deadline) {
+		b.exceeded = true
+		return 0, &migrate.Permanent{Err: fmt.Errorf("the POP3 server took more than %s to send a message it announced as %d bytes: not copied (it is still on the server)", b.took.Round(time.Second), b.announced)}
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		b.exceeded = true
+		return int(b.left), b.err()
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *boundedReader) err() error {
+	return &migrate.Permanent{Err: fmt.Errorf("the POP3 server sent more than %d bytes for a message it announced as %d bytes: "+
+		"not copied (it is still on the server; --max-message-size allows larger messages)", b.limit, b.announced)}
 }
 
 // Close implements migrate.Source: it ends the session with QUIT.

@@ -92,6 +92,9 @@ func (s *Server) Start() (addr string, err error) {
 	return s.ln.Addr().String(), nil
 }
 
+// Addr is where the server listens.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
 // Close stops listening, ends every session and waits for them.
 func (s *Server) Close() {
 	s.ln.Close()
