@@ -539,4 +539,3 @@ func TestEndlessListing(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
-
