@@ -216,6 +216,7 @@ type Main struct {
 	encodeHeaders  bool
 	foldLines      bool
 	closeParts     bool
+	maxMessage     string
 	showRepairs    bool
 	quarantine     string // "list" or "retry": the quarantine subcommands
 	command        string // status, verify or undo
@@ -318,6 +319,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.until, "until", "", "stop cleanly at this time of day (HH:MM, local time), as Ctrl-C does; run again to carry on")
 	fs.IntVar(&m.connections, "connections", 4, "IMAP connections appending in parallel (besides the one that lists and checks)")
 	fs.IntVar(&m.maxConns, "max-connections", 0, "connections per server at most, all included (default: the provider's known limit, else no cap)")
+	fs.StringVar(&m.maxMessage, "max-message-size", "", "POP3: largest message a server may send, e.g. 2G (default 1G; a message larger than its announced size allows fails alone)")
 	fs.StringVar(&m.mboxFormat, "mbox-format", "", "mbox flavour: auto, mboxrd, mboxo, mboxcl or mboxcl2 (default auto)")
 	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
 	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
@@ -375,6 +377,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.maxConns < 0 || m.connections < 0 {
 		return usagef("--connections and --max-connections must be 0 or more")
+	}
+	if _, err := parseSize(m.maxMessage); err != nil {
+		return usagef("--max-message-size: %v", err)
 	}
 	if _, _, err := parseRate(m.rate); err != nil {
 		return usagef("--rate: %v", err)
@@ -661,6 +666,7 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 	if err != nil {
 		return nil, nil, err
 	}
+	maxMessage, _ := parseSize(m.maxMessage)
 	flags := []string{`\Seen`}
 	if m.unseen {
 		flags = nil
@@ -670,8 +676,9 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 		Password:  func() (string, error) { return pass, nil },
 		Options:   pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
 		Flags:     flags,
-		Mechanism: from.Auth,
-		Token:     func() (string, error) { return from.token(ctx) },
+		Mechanism:  from.Auth,
+		Token:      func() (string, error) { return from.token(ctx) },
+		MaxMessage: maxMessage,
 	}), m.folderMap, nil
 }
 
@@ -892,6 +899,22 @@ func parseRate(s string) (msgs, bytes float64, err error) {
 		return 0, 0, fmt.Errorf("rates must be positive")
 	}
 	return msgs, bytes, nil
+}
+
+// parseSize reads a size: "2G", "500MB", "1048576"; "" is 0 (the default).
+func parseSize(s string) (int64, error) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if s == "" {
+		return 0, nil
+	}
+	if n, unit, ok := byteRate(s); ok {
+		return int64(n * unit), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a size such as 2G, 500M or a number of bytes, got %q", s)
+	}
+	return n, nil
 }
 
 // byteRate reads "2MB", "512K", "100B".
