@@ -60,3 +60,32 @@ func (e *AuthError) Error() string {
 
 // ErrFull means the destination account is full (IMAP [OVERQUOTA]).
 var ErrFull = errors.New("the destination account is full")
+
+// Unreachable is a server a run could not reach, or that did not greet, on
+// its first tries: a wrong host or port, or a server that is down. It is
+// tried again twice, a few seconds apart, then the run stops and says so,
+// instead of waiting all night. (A server reached once and lost later gets
+// the patient retries of a network hiccup.)
+type Unreachable struct {
+	Server string
+	Err    error
+}
+
+func (e *Unreachable) Error() string { return fmt.Sprintf("cannot reach %s: %v", e.Server, e.Err) }
+func (e *Unreachable) Unwrap() error { return e.Err }
+
+// WrongServer is a port where another kind of server answers than the one
+// asked for (an IMAP port given as POP3, a TLS port without TLS): no retry
+// can help.
+type WrongServer struct {
+	Server, Want, Found string
+	Hint               string
+}
+
+func (e *WrongServer) Error() string {
+	s := fmt.Sprintf("%s is %s, not %s", e.Server, e.Found, e.Want)
+	if e.Hint != "" {
+		s += ": " + e.Hint
+	}
+	return s
+}

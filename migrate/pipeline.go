@@ -524,6 +524,16 @@ func (r *runner) again(ctx context.Context, err error, attempt int, what string)
 		r.note("%v; trying once more in %s, and only once", auth, r.opt.AuthPause)
 		return true, r.sleep(ctx, r.opt.AuthPause)
 	}
+	var un *Unreachable
+	if errors.As(err, &un) {
+		// Not reached at all yet: a wrong host or port, or a server down.
+		// Two more tries, seconds apart, then the run says so.
+		if attempt >= 2 || ctx.Err() != nil {
+			return false, nil
+		}
+		r.note("%v; trying again in a moment", err)
+		return true, r.sleep(ctx, time.Second<<attempt)
+	}
 	if !r.transient(err) || ctx.Err() != nil || attempt >= r.opt.Retries {
 		return false, nil
 	}

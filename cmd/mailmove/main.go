@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/signal"
@@ -118,6 +119,14 @@ func signalContext() (context.Context, func()) {
 
 // exitCode decides the process's outcome in one place.
 func exitCode(w io.Writer, sum migrate.Summary, err error) int {
+	// "State saved" only when a run wrote it: an error before (a wrong
+	// flag, a state file that cannot be written) saved nothing.
+	saved, again := "", "run the same command again"
+	if sum.Run != "" && !sum.DryRun {
+		saved, again = " State saved.", "state saved: run the same command again to carry on"
+	}
+	var un *migrate.Unreachable
+	var wrong *migrate.WrongServer
 	var ue *usageError
 	var fatal *migrate.Fatal
 	var auth *migrate.AuthError
@@ -142,9 +151,9 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	case errors.Is(err, context.Canceled):
 		var u *untilReached
 		if errors.As(err, &u) {
-			fmt.Fprintf(w, "mailmove: %v: stopped cleanly; state saved: run the same command again to carry on\n", err)
+			fmt.Fprintf(w, "mailmove: %v: stopped cleanly; %s\n", err, again)
 		} else {
-			fmt.Fprintln(w, "mailmove: stopped; state saved: run the same command again to carry on")
+			fmt.Fprintf(w, "mailmove: stopped; %s\n", again)
 		}
 		return exitInterrupted
 	case errors.As(err, &ue):
@@ -169,24 +178,37 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 		}
 		fmt.Fprintln(w, "mailmove: the server's certificate is not trusted. If it is your own server, pass its CA with --ca-file. "+
 			"Antivirus products that scan mail (Bitdefender, Kaspersky, Avast and the like) replace certificates with their own: "+
-			"turn off their mail scanning or trust their certificate with --ca-file. State saved.")
+			"turn off their mail scanning or trust their certificate with --ca-file."+saved)
 		return exitCert
 	case errors.As(err, &auth):
 		fmt.Fprintln(w, "mailmove:", err)
 		fmt.Fprintln(w, "mailmove: stopped without trying again, so the account is not locked for repeated failures. "+
-			"Check the password (and, at Orange or La Poste, that the account is not blocked), then run again. State saved.")
+			"Check the password (and, at Orange or La Poste, that the account is not blocked), then run again."+saved)
 		return exitAuth
 	case errors.Is(err, migrate.ErrFull):
 		fmt.Fprintln(w, "mailmove:", err)
-		fmt.Fprintf(w, "mailmove: stopped: %d message(s) copied; the rest are still at the source. Free space at the destination, then run again. State saved.\n", sum.Copied)
+		fmt.Fprintf(w, "mailmove: stopped: %d message(s) copied; the rest are still at the source. Free space at the destination, then run again.%s\n", sum.Copied, saved)
 		return exitFull
+	case errors.As(err, &wrong):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: stopped without retrying: fix the address or the port, then run again."+saved)
+		return exitFatal
+	case errors.As(err, &un):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: tried three times, then stopped: check the host name and the port, and this computer's connection; "+
+			"if they are right the server may be down (Orange's and La Poste's have been for hours): run the same command later."+saved)
+		return exitFatal
+	case errors.Is(err, fs.ErrPermission):
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintln(w, "mailmove: mailmove must be able to write its state, quarantine and originals beside it: choose a place you can write with --state FILE.")
+		return exitFatal
 	case errors.As(err, &fatal):
 		fmt.Fprintln(w, "mailmove:", err)
-		fmt.Fprintln(w, "mailmove: stopped without retrying; state saved")
+		fmt.Fprintln(w, "mailmove: stopped without retrying."+saved)
 		return exitFatal
 	default:
 		fmt.Fprintln(w, "mailmove:", err)
-		fmt.Fprintln(w, "mailmove: state saved: run the same command again to carry on")
+		fmt.Fprintln(w, "mailmove: "+again)
 		return exitFatal
 	}
 }

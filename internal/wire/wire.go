@@ -58,3 +58,39 @@ func Clip(s string) string {
 	}
 	return s
 }
+
+// Speaks names what a server's first bytes show it to be, for an error
+// that tells a user who pointed mailmove at the wrong port what is there:
+// "an IMAP server", "a POP3 server", "an SMTP server", "a TLS port" (a TLS
+// record where plaintext was expected), or "" when it cannot tell.
+func Speaks(first []byte) string {
+	s := string(first)
+	switch {
+	case strings.HasPrefix(s, "* OK") || strings.HasPrefix(s, "* PREAUTH") || strings.HasPrefix(s, "* BYE"):
+		return "an IMAP server"
+	case strings.HasPrefix(s, "+OK") || strings.HasPrefix(s, "-ERR"):
+		return "a POP3 server"
+	case strings.HasPrefix(s, "220 ") || strings.HasPrefix(s, "220-") || strings.HasPrefix(s, "554 "):
+		return "an SMTP server"
+	case len(first) >= 3 && first[0] >= 0x14 && first[0] <= 0x17 && first[1] == 3:
+		return "a TLS port"
+	case strings.HasPrefix(s, "HTTP/") || strings.HasPrefix(s, "SSH-"):
+		return "not a mail server (" + strings.TrimSpace(strings.SplitN(s, "\n", 2)[0]) + ")"
+	}
+	return ""
+}
+
+// FirstBytes records the first bytes read from a connection, so that a
+// failed greeting can say what answered.
+type FirstBytes struct {
+	net.Conn
+	First []byte
+}
+
+func (c *FirstBytes) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if len(c.First) < 64 && n > 0 {
+		c.First = append(c.First, p[:min(n, 64-len(c.First))]...)
+	}
+	return n, err
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailmove/mailmove/internal/wire"
 	"github.com/mailmove/mailmove/migrate"
 )
 
@@ -62,6 +63,7 @@ type Destination struct {
 	boxes    map[string][]imapv2.MailboxAttr // from LIST, by name
 	delim    rune
 	ns       *migrate.Namespace // learnt once: it does not change between sessions
+	reached  bool               // a session was opened once
 }
 
 var _ migrate.Destination = (*Destination)(nil)
@@ -114,21 +116,28 @@ func (d *Destination) connect(ctx context.Context) error {
 		nd := &net.Dialer{Timeout: 30 * time.Second}
 		dial = nd.DialContext
 	}
-	raw, err := dial(ctx, "tcp", d.cfg.Addr)
+	dctx, cancel := context.WithTimeout(ctx, min(d.cfg.Timeout, greetTimeout))
+	raw, err := dial(dctx, "tcp", d.cfg.Addr)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", d.cfg.Addr, err)
+		return d.unreachable(fmt.Errorf("connect to %s: %w", d.cfg.Addr, err))
 	}
-	conn := newWatchConn(raw)
+	first := &wire.FirstBytes{Conn: raw}
+	conn := newWatchConn(first)
 	opts := &imapclient.Options{TLSConfig: d.cfg.TLSConfig, DebugWriter: d.cfg.Debug}
 	var c *imapclient.Client
-	err = conn.watch(ctx, d.cfg.Timeout, func() error {
+	tlsDone := false
+	// A server that does not greet within seconds will not.
+	err = conn.watch(ctx, min(d.cfg.Timeout, greetTimeout), func() error {
 		switch d.cfg.TLS {
 		case TLSImplicit:
 			tc := tls.Client(conn, d.cfg.TLSConfig)
 			if err := tc.HandshakeContext(ctx); err != nil {
 				return err
 			}
-			c = imapclient.New(tc, opts)
+			tlsDone = true
+			first = &wire.FirstBytes{Conn: tc} // what the server says inside TLS
+			c = imapclient.New(first, opts)
 		case TLSStartTLS:
 			var err error
 			if c, err = imapclient.NewStartTLS(conn, opts); err != nil {
@@ -141,9 +150,17 @@ func (d *Destination) connect(ctx context.Context) error {
 	})
 	if err != nil {
 		raw.Close()
+		var rh tls.RecordHeaderError
+		if what := wire.Speaks(first.First); errors.As(err, &rh) || what != "" && what != "an IMAP server" {
+			return &migrate.Fatal{Err: wrongServer(d.cfg.Addr, first.First, d.cfg.TLS == TLSImplicit && !tlsDone)}
+		}
 		err = fmt.Errorf("connect to %s: %w", d.cfg.Addr, err)
 		if migrate.CertError(err) {
 			return &migrate.Fatal{Err: err}
+		}
+		var stall *StallError
+		if errors.As(err, &stall) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return d.unreachable(err)
 		}
 		return err
 	}
@@ -159,8 +176,41 @@ func (d *Destination) connect(ctx context.Context) error {
 		}
 		return fmt.Errorf("log in to %s: %w", d.cfg.Addr, err)
 	}
-	d.c, d.conn = c, conn
+	d.c, d.conn, d.reached = c, conn, true
 	return nil
+}
+
+// greetTimeout bounds the wait for a connection and its greeting.
+const greetTimeout = 30 * time.Second
+
+// unreachable marks a failure to connect or to be greeted as a server not
+// reached, which gets a few quick tries only, unless it was reached before
+// in this run: then it is an outage, with the patient retries.
+func (d *Destination) unreachable(err error) error {
+	if d.reached {
+		return err
+	}
+	return &migrate.Unreachable{Server: d.cfg.Addr, Err: err}
+}
+
+// wrongServer says what answered at addr instead of an IMAP server, and
+// what to do about it.
+func wrongServer(addr string, first []byte, withTLS bool) error {
+	found := wire.Speaks(first)
+	e := &migrate.WrongServer{Server: addr, Want: "an IMAP server", Found: found}
+	switch {
+	case found == "an IMAP server" && withTLS:
+		e.Want, e.Found, e.Hint = "an IMAP server with TLS", "an IMAP port without TLS", "use imap://USER@HOST:PORT (STARTTLS) for this port, or the server's TLS port (993)"
+	case found == "a TLS port":
+		e.Found, e.Hint = "a port that expects TLS from the start", "use imaps://USER@HOST:PORT for it"
+	case found == "a POP3 server":
+		e.Hint = "a POP3 server is a source (--from pop3s://...); the destination needs the server's IMAP port (143, or 993 with TLS)"
+	case found == "":
+		e.Found = fmt.Sprintf("something that does not speak IMAP (it said %q)", wire.Clip(string(first)))
+	default:
+		e.Hint = "check the port: IMAP is 143 (993 with TLS)"
+	}
+	return e
 }
 
 // login signs in with the password, or with a bearer token. A refused

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -97,27 +98,48 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		d := &net.Dialer{Timeout: opts.Timeout}
 		dial = d.DialContext
 	}
-	raw, err := dial(ctx, "tcp", addr)
+	dctx, cancel := context.WithTimeout(ctx, min(opts.Timeout, greetTimeout))
+	raw, err := dial(dctx, "tcp", addr)
+	cancel()
 	if err != nil {
-		return nil, err
+		return nil, &migrate.Unreachable{Server: addr, Err: err}
 	}
-	var conn net.Conn = &wire.IdleConn{Conn: raw, Timeout: opts.Timeout}
+	first := &wire.FirstBytes{Conn: raw}
+	// A server that does not greet within seconds will not: the idle
+	// timeout is for later, when a slow transfer may pause.
+	idle := &wire.IdleConn{Conn: first, Timeout: min(opts.Timeout, greetTimeout)}
+	var conn net.Conn = idle
 	c := &Client{opts: opts}
 	if opts.TLS == TLSImplicit {
 		tc := tls.Client(conn, opts.TLSConfig)
-		if err := handshake(ctx, tc, opts.Timeout); err != nil {
+		if err := handshake(ctx, tc, idle.Timeout); err != nil {
 			raw.Close()
+			var rh tls.RecordHeaderError
+			if errors.As(err, &rh) {
+				return nil, &migrate.Fatal{Err: wrongServer(addr, "a POP3 server with TLS", first.First, true)}
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.EOF) {
+				return nil, &migrate.Unreachable{Server: addr, Err: fmt.Errorf("no TLS handshake: %w", err)}
+			}
 			return nil, err
 		}
-		conn, c.tls = tc, true
+		first = &wire.FirstBytes{Conn: tc} // what the server says inside TLS
+		conn, c.tls = first, true
 	}
 	c.setConn(conn)
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	if _, err := c.status("greeting"); err != nil {
 		raw.Close()
+		if what := wire.Speaks(first.First); what != "" && what != "a POP3 server" {
+			return nil, &migrate.Fatal{Err: wrongServer(addr, "a POP3 server", first.First, false)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, &migrate.Unreachable{Server: addr, Err: fmt.Errorf("no greeting: %w", err)}
+		}
 		return nil, err
 	}
+	idle.Timeout = opts.Timeout
 	c.capa() // optional (RFC 2449): an old server that refuses it is fine
 	if opts.TLS == TLSStartTLS {
 		if err := c.startTLS(ctx, opts.TLSConfig, opts.Timeout); err != nil {
@@ -126,6 +148,29 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// greetTimeout bounds the wait for a connection and its greeting.
+const greetTimeout = 30 * time.Second
+
+// wrongServer says what answered at addr instead of a POP3 server, and what
+// to do about it.
+func wrongServer(addr, want string, first []byte, withTLS bool) error {
+	found := wire.Speaks(first)
+	e := &migrate.WrongServer{Server: addr, Want: want, Found: found}
+	switch {
+	case found == "a POP3 server" && withTLS:
+		e.Found, e.Hint = "a POP3 port without TLS", "use pop3://USER@HOST:PORT (STLS) for this port, or the server's TLS port (995)"
+	case found == "a TLS port":
+		e.Found, e.Hint = "a port that expects TLS from the start", "use pop3s://USER@HOST:PORT for it"
+	case found == "an IMAP server":
+		e.Hint = "use imap:// or imaps:// for it, or the server's POP3 port (110, or 995 with TLS)"
+	case found == "":
+		e.Found = fmt.Sprintf("something that does not speak POP3 (it said %q)", wire.Clip(string(first)))
+	default:
+		e.Hint = "check the port: POP3 is 110 (995 with TLS)"
+	}
+	return e
 }
 
 func handshake(ctx context.Context, tc *tls.Conn, timeout time.Duration) error {

@@ -43,6 +43,7 @@ type Source struct {
 	numOf   map[string]int
 
 	utf8Refused bool
+	reached     bool // a session was opened once
 }
 
 var _ migrate.Source = (*Source)(nil)
@@ -80,6 +81,10 @@ func (s *Source) connect(ctx context.Context) error {
 	}
 	c, err := Dial(ctx, s.cfg.Addr, s.cfg.Options)
 	if err != nil {
+		var un *migrate.Unreachable
+		if s.reached && errors.As(err, &un) {
+			err = un.Err // reached before: an outage, which gets the patient retries
+		}
 		return classify(fmt.Errorf("connect to %s: %w", s.cfg.Addr, err))
 	}
 	if err := s.login(c); err != nil {
@@ -98,7 +103,7 @@ func (s *Source) connect(ctx context.Context) error {
 		}
 		return err
 	}
-	s.c = c
+	s.c, s.reached = c, true
 	return nil
 }
 
