@@ -79,7 +79,7 @@ func (e *Unreachable) Unwrap() error { return e.Err }
 // can help.
 type WrongServer struct {
 	Server, Want, Found string
-	Hint               string
+	Hint                string
 }
 
 func (e *WrongServer) Error() string {

@@ -695,9 +695,9 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 	}
 	return pop3.NewSource(pop3.SourceConfig{
 		Addr: from.addr(), User: from.User,
-		Password:  func() (string, error) { return pass, nil },
-		Options:   pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
-		Flags:     flags,
+		Password:   func() (string, error) { return pass, nil },
+		Options:    pop3.Options{TLS: pop3Mode(from.TLS), TLSConfig: fromTLS, Timeout: m.timeout, Debug: m.wireLog(from.User, pass)},
+		Flags:      flags,
 		Mechanism:  from.Auth,
 		Token:      func() (string, error) { return from.token(ctx) },
 		MaxMessage: maxMessage,
