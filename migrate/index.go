@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 
 	"github.com/mailmove/mailmove/mime"
@@ -105,7 +106,9 @@ func (idx *folderIndex) find(ctx context.Context, d Destination, folder, key str
 		got, ok := idx.fps[c.uid]
 		if !ok {
 			f := mime.NewFingerprinter()
-			if err := d.FetchBody(ctx, folder, c.uid, f); err != nil {
+			if err := d.FetchBody(ctx, folder, c.uid, f); errors.Is(err, ErrNoMessage) {
+				continue // gone since the folder was read
+			} else if err != nil {
 				return 0, false, err
 			}
 			got = f.Sum().String()

@@ -82,6 +82,7 @@ type Deleter interface {
 type MailboxInfo struct {
 	Name        string   // the name on the server
 	UIDValidity uint32   // 0 when not known (a folder a dry-run would create)
+	UIDNext     uint32   // when the folder was opened; 0 when not known
 	Exists      bool     // false only in a dry-run, for a folder that would be created
 	Created     bool     // created by this run
 	Permanent   []string // PERMANENTFLAGS; `\*` means any keyword
@@ -148,8 +149,12 @@ type Destination interface {
 	// does not exist holds nothing. fn must not call the Destination: the
 	// listing is still arriving on the same connection.
 	Scan(ctx context.Context, folder string, fn func(Existing) error) error
-	// FetchBody writes the whole content of one message to w.
+	// FetchBody writes the whole content of one message to w; ErrNoMessage
+	// when the folder has no message with that UID.
 	FetchBody(ctx context.Context, folder string, uid uint32, w io.Writer) error
+	// Present says which of uids a folder no longer holds, and its
+	// UIDVALIDITY now (0, and every UID missing, when the folder is gone).
+	Present(ctx context.Context, folder string, uids []uint32) (uidValidity uint32, missing []uint32, err error)
 	// Flags returns the flags the server keeps for the given messages of a
 	// folder; a message it does not hold is left out.
 	Flags(ctx context.Context, folder string, uids []uint32) (map[uint32][]string, error)
@@ -218,27 +223,30 @@ func (s State) Final() bool { return s == Copied || s == Present || s == Duplica
 // Record is the checkpoint's entry for one source message. It never holds a
 // secret.
 type Record struct {
-	ID          string    `json:"id"`
-	State       State     `json:"state"`
-	Folder      string    `json:"folder,omitempty"`
-	Fingerprint string    `json:"fp,omitempty"`
-	Key         string    `json:"key,omitempty"` // the destination-index key
-	Size        int64     `json:"size,omitempty"`
-	MessageID   string    `json:"message_id,omitempty"`
-	UIDValidity uint32    `json:"uidvalidity,omitempty"`
-	UID         uint32    `json:"uid,omitempty"`
-	Date        time.Time `json:"date,omitzero"`
-	DateSource  string    `json:"date_source,omitempty"`
-	Reason      string    `json:"reason,omitempty"`
-	Offset      int64     `json:"offset,omitempty"`
-	Flags       []string  `json:"flags,omitempty"`   // the flags sent with it
-	Repairs     []string  `json:"repairs,omitempty"` // codes of the repairs applied
-	Deleted     time.Time `json:"deleted_from_source,omitzero"`
-	Original    string    `json:"original,omitempty"` // where the original of a repaired message is kept
-	Verdict     string    `json:"verdict,omitempty"`  // spam, ham, unknown
-	Basis       string    `json:"verdict_basis,omitempty"`
-	Run         string    `json:"run,omitempty"`
-	At          time.Time `json:"at,omitzero"`
+	ID          string `json:"id"`
+	State       State  `json:"state"`
+	Folder      string `json:"folder,omitempty"`
+	Fingerprint string `json:"fp,omitempty"`
+	Key         string `json:"key,omitempty"` // the destination-index key
+	Size        int64  `json:"size,omitempty"`
+	MessageID   string `json:"message_id,omitempty"`
+	UIDValidity uint32 `json:"uidvalidity,omitempty"`
+	UID         uint32 `json:"uid,omitempty"`
+	// Floor is the folder's UIDNEXT when this run first opened it: a UID
+	// below it belonged to a message there before (undo refuses it).
+	Floor      uint32    `json:"uid_floor,omitempty"`
+	Date       time.Time `json:"date,omitzero"`
+	DateSource string    `json:"date_source,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Offset     int64     `json:"offset,omitempty"`
+	Flags      []string  `json:"flags,omitempty"`   // the flags sent with it
+	Repairs    []string  `json:"repairs,omitempty"` // codes of the repairs applied
+	Deleted    time.Time `json:"deleted_from_source,omitzero"`
+	Original   string    `json:"original,omitempty"` // where the original of a repaired message is kept
+	Verdict    string    `json:"verdict,omitempty"`  // spam, ham, unknown
+	Basis      string    `json:"verdict_basis,omitempty"`
+	Run        string    `json:"run,omitempty"`
+	At         time.Time `json:"at,omitzero"`
 }
 
 // Checkpoint remembers, per source message, what happened to it.
@@ -261,6 +269,10 @@ type Checkpoint interface {
 // delivering everything before: call it again with the entries left, at
 // once. It is no failure.
 var ErrReconnect = errors.New("the source ended its session: go on with a new one")
+
+// ErrNoMessage means a folder holds no message with the UID asked for
+// (FetchBody).
+var ErrNoMessage = errors.New("no such message")
 
 // ErrLocked means another process is using the same checkpoint.
 var ErrLocked = errors.New("another mailmove run is using this state file")

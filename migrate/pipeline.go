@@ -46,6 +46,10 @@ type Options struct {
 	Retries        int           // attempts on a transient error; default 5
 	AuthPause      time.Duration // before the one retry of a login refused "for now"; default 15 minutes
 	Backoff        time.Duration // first pause between attempts; default 2 s, doubling
+	// RecopyMissing copies again what the state records as copied but the
+	// destination no longer holds (deleted there): by default it is
+	// reported and left alone.
+	RecopyMissing bool
 	// Connections is how many connections of its own the destination may
 	// open to append in parallel, when it can (a Pipeliner). 0: appends go
 	// one at a time over the destination's one connection.
@@ -92,12 +96,13 @@ type runner struct {
 	sent        int                 // batches sent whose outcome is not taken yet
 	stopErr     error               // what stops the run, found while taking outcomes
 	pipeRefused bool
-	partial     Entry           // the message the source's connection last failed in the middle of
-	checked     map[string]bool // folders whose first message was read back
-	flagsSeen   map[string]bool // folders whose kept keywords were read back once
-	flagWatch   map[string]bool // folders where the server removed keywords: every message is read back
-	said        map[string]bool // notes given once (noteOnce)
-	pipeConns   int             // connections of the pipe now: fewer after the server could not take them
+	partial     Entry             // the message the source's connection last failed in the middle of
+	checked     map[string]bool   // folders whose first message was read back
+	flagsSeen   map[string]bool   // folders whose kept keywords were read back once
+	flagWatch   map[string]bool   // folders where the server removed keywords: every message is read back
+	said        map[string]bool   // notes given once (noteOnce)
+	missing     map[string]string // recorded as copied, no longer at the destination: ID → why
+	pipeConns   int               // connections of the pipe now: fewer after the server could not take them
 	// uncodedFutile counts the messages in a row whose uncoded refusals
 	// (see Permanent) stayed after every attempt: past uncodedGiveUp they
 	// are taken as final, so that a server that means them costs little.
@@ -229,10 +234,15 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	var pending []Record
 	doneVerdict := map[string]string{}
+	held := map[folderValidity][]uint32{} // what the state says the destination holds
 	err = r.cp.Records(func(rec Record) error {
 		switch {
 		case rec.State.Final():
 			r.done[rec.ID] = rec.State
+			if rec.UID != 0 && rec.UIDValidity != 0 && rec.Folder != "" {
+				k := folderValidity{rec.Folder, rec.UIDValidity}
+				held[k] = append(held[k], rec.UID)
+			}
 			if rec.Verdict != "" {
 				doneVerdict[rec.ID] = rec.Verdict + "/" + rec.Basis
 			}
@@ -252,6 +262,9 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.reconcile(ctx, pending, doneVerdict); err != nil {
 		return err
 	}
+	if err := r.confirmDone(ctx, held); err != nil {
+		return err
+	}
 	if err := r.planFolders(ctx, entries); err != nil {
 		return err
 	}
@@ -261,6 +274,11 @@ func (r *runner) run(ctx context.Context) error {
 		if e.Skip != "" {
 			r.sum.Skipped++
 			r.emit(Event{ID: e.ID, Action: ActSkipped, Reason: e.Skip, Folder: r.destFolder(e.Folder), Size: e.Size})
+			continue
+		}
+		if why, ok := r.missing[e.ID]; ok && e.ID != "" {
+			r.sum.Missing++
+			r.emit(Event{ID: e.ID, Action: ActMissing, Reason: why, Size: e.Size})
 			continue
 		}
 		if st, ok := r.done[e.ID]; ok && e.ID != "" {
@@ -959,7 +977,7 @@ func (r *runner) prepare(ctx context.Context, j *job, attempt int) (settled bool
 	if err != nil {
 		return false, err
 	}
-	rec.Folder, ev.Folder, rec.UIDValidity = box.Name, box.Name, box.UIDValidity
+	rec.Folder, ev.Folder, rec.UIDValidity, rec.Floor = box.Name, box.Name, box.UIDValidity, box.UIDNext
 	if !r.opt.KeepDuplicates && attempt == 0 {
 		other, ok := r.claimed[claimKey(box.Name, rec.Fingerprint)]
 		if !ok {

@@ -124,3 +124,51 @@ func TestEarlierFormsRecognised(t *testing.T) {
 		t.Fatalf("INBOX holds %d", got)
 	}
 }
+
+// lyingUIDs stores messages but reports UIDs that are not theirs.
+type lyingUIDs struct {
+	migrate.Destination
+	uid func(real uint32) uint32
+}
+
+func (l lyingUIDs) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	a, err := l.Destination.Append(ctx, folder, m)
+	a.UID = l.uid(a.UID)
+	return a, err
+}
+
+// TestUndoRefusesForeignUIDs: UIDs a server reported for the user's own
+// messages (too low, or the same for two copies) are not expunged by undo:
+// the user's mail stays, and what was refused is listed.
+func TestUndoRefusesForeignUIDs(t *testing.T) {
+	for name, lie := range map[string]func(uint32) uint32{
+		"too low":  func(real uint32) uint32 { return real - 2 },
+		"repeated": func(uint32) uint32 { return 3 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, []string{msg(1, true), msg(2, true)})
+			own := []string{msg(10, true), msg(11, true)}
+			for _, m := range own { // the user's, UIDs 1 and 2
+				if _, err := e.dst.Append(context.Background(), "INBOX", migrate.Outgoing{Body: migrate.BodyFromBytes([]byte(m))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sum, err := migrate.Run(context.Background(), e.src, lyingUIDs{e.dst, lie}, e.state, migrate.Options{Run: "r1"})
+			if err != nil || sum.Copied != 2 {
+				t.Fatalf("%+v %v", sum, err)
+			}
+			plan, err := migrate.PlanUndo(e.state, "r1")
+			if err != nil || plan.Count() != 2 {
+				t.Fatalf("plan %+v %v", plan, err)
+			}
+			n, refused, err := migrate.Undo(context.Background(), e.dst, e.state, plan)
+			if err != nil || n != 0 || len(refused) != 2 {
+				t.Fatalf("removed %d, refused %v, %v", n, refused, err)
+			}
+			got := e.inbox(t)
+			if len(got) != 4 || got[0] != own[0] || got[1] != own[1] {
+				t.Fatalf("INBOX holds %d: the user's own mail is touched", len(got))
+			}
+		})
+	}
+}

@@ -17,6 +17,7 @@ const (
 	ActDuplicate   Action = "duplicate"    // same content as another message of this migration
 	ActFailed      Action = "failed"       // not copied: see Reason; kept locally
 	ActSkipped     Action = "skipped"      // deliberately not copied: see Reason (deleted in the old client)
+	ActMissing     Action = "missing"      // recorded as copied, no longer at the destination; --recopy-missing copies it again
 )
 
 // Event reports the decision taken for one message.
@@ -76,6 +77,11 @@ type Summary struct {
 	Altered int `json:"altered"`
 	// Checked counts messages read back after their append and found as sent.
 	Checked int `json:"read_back"`
+	// Confirmed counts messages done in earlier runs whose copies were
+	// found, by UIDVALIDITY and UID, where they were recorded; Missing those
+	// no longer there and not copied again.
+	Confirmed int `json:"confirmed_at_destination"`
+	Missing   int `json:"missing_at_destination"`
 }
 
 // Rate returns messages copied per second.

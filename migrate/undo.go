@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
+
+	"github.com/mailmove/mailmove/mime"
 )
 
 // UndoPlan is what one run appended, by folder: the messages an undo
@@ -40,19 +43,96 @@ func PlanUndo(cp Checkpoint, run string) (UndoPlan, error) {
 	return p, err
 }
 
+// RunInfo is one run as the state remembers it.
+type RunInfo struct {
+	ID     string
+	Copied int // messages it copied that are still recorded as copied
+	Last   time.Time
+}
+
+// Runs lists the runs that copied messages still recorded as copied, the
+// latest first.
+func Runs(cp Checkpoint) ([]RunInfo, error) {
+	by := map[string]*RunInfo{}
+	err := cp.Records(func(r Record) error {
+		if r.State != Copied || r.Run == "" {
+			return nil
+		}
+		ri := by[r.Run]
+		if ri == nil {
+			ri = &RunInfo{ID: r.Run}
+			by[r.Run] = ri
+		}
+		ri.Copied++
+		if r.At.After(ri.Last) {
+			ri.Last = r.At
+		}
+		return nil
+	})
+	out := make([]RunInfo, 0, len(by))
+	for _, ri := range by {
+		out = append(out, *ri)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Last.After(out[j].Last) })
+	return out, err
+}
+
+// UndoRefusal is a recorded copy undo would not remove: nothing proves the
+// UID the server gave is that message (a server that reported another
+// message's UID would have the user's own mail deleted).
+type UndoRefusal struct {
+	ID     string `json:"id"`
+	Folder string `json:"folder"`
+	UID    uint32 `json:"uid"`
+	Reason string `json:"reason"`
+}
+
 // Undo removes from dst the messages of plan, folder by folder, by their
 // recorded UIDs and only where UIDVALIDITY still matches, then records them
-// Undone so that a later run copies them again.
-func Undo(ctx context.Context, dst Destination, cp Checkpoint, plan UndoPlan) (int, error) {
+// Undone so that a later run copies them again. Before anything is removed
+// each UID is confirmed: a UID two records claim, one below the folder's
+// UIDNEXT before the run appended (the message was there before), or one
+// whose message has not the recorded size and identity (Message-ID, or
+// Date, From and Subject) is refused, and listed, not removed.
+func Undo(ctx context.Context, dst Destination, cp Checkpoint, plan UndoPlan) (int, []UndoRefusal, error) {
 	folders := make([]string, 0, len(plan.Folders))
 	for f := range plan.Folders {
 		folders = append(folders, f)
 	}
 	sort.Strings(folders)
 	removed := 0
+	var refused []UndoRefusal
 	for _, f := range folders {
+		held := map[uint32]Existing{}
+		if err := dst.Scan(ctx, f, func(x Existing) error {
+			x.Header = append([]byte(nil), x.Header...)
+			held[x.UID] = x
+			return nil
+		}); err != nil {
+			return removed, refused, fmt.Errorf("undo in %s: %w", f, err)
+		}
+		claims := map[uint32]int{}
+		for _, r := range plan.Folders[f] {
+			claims[r.UID]++
+		}
 		byValidity := map[uint32][]Record{}
 		for _, r := range plan.Folders[f] {
+			why := ""
+			x, there := held[r.UID]
+			switch {
+			case claims[r.UID] > 1:
+				why = fmt.Sprintf("the server gave UID %d to %d messages", r.UID, claims[r.UID])
+			case r.Floor > 0 && r.UID < r.Floor:
+				why = fmt.Sprintf("UID %d is below the UIDNEXT %d the folder had before this run appended: that message was there before", r.UID, r.Floor)
+			case !there:
+				why = "no message has that UID now (deleted there already?)"
+			case x.Size != r.Size || IndexKey(mime.ParseHeader(x.Header)) != r.Key:
+				why = fmt.Sprintf("the message with UID %d is not the one recorded (size %d, recorded %d, or another Message-ID)", r.UID, x.Size, r.Size)
+			}
+			if why != "" {
+				refused = append(refused, UndoRefusal{ID: r.ID, Folder: f, UID: r.UID, Reason: why})
+				continue
+			}
 			byValidity[r.UIDValidity] = append(byValidity[r.UIDValidity], r)
 		}
 		for v, recs := range byValidity {
@@ -61,16 +141,16 @@ func Undo(ctx context.Context, dst Destination, cp Checkpoint, plan UndoPlan) (i
 				uids[i] = r.UID
 			}
 			if err := dst.Remove(ctx, f, v, uids); err != nil {
-				return removed, fmt.Errorf("undo in %s: %w", f, err)
+				return removed, refused, fmt.Errorf("undo in %s: %w", f, err)
 			}
 			for _, r := range recs {
 				r.State, r.UID, r.Reason = Undone, 0, "removed by mailmove undo of run "+plan.Run
 				if err := cp.Put(r); err != nil {
-					return removed, fmt.Errorf("write state: %w", err)
+					return removed, refused, fmt.Errorf("write state: %w", err)
 				}
 				removed++
 			}
 		}
 	}
-	return removed, nil
+	return removed, refused, nil
 }

@@ -143,6 +143,9 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 			fmt.Fprintf(w, "mailmove: %d message(s) could not be copied\n", sum.Failed)
 		}
 		return exitIncomplete
+	case err == nil && sum.Missing > 0:
+		fmt.Fprintf(w, "mailmove: %d message(s) recorded as copied are no longer at the destination (deleted there?): listed above; --recopy-missing copies them again\n", sum.Missing)
+		return exitIncomplete
 	case err == nil && sum.Failed > 0:
 		fmt.Fprintf(w, "mailmove: %d message(s) could not be copied: see the report and the list above\n", sum.Failed)
 		return exitIncomplete
@@ -239,6 +242,7 @@ type Main struct {
 	foldLines      bool
 	closeParts     bool
 	maxMessage     string
+	recopyMissing  bool
 	showRepairs    bool
 	quarantine     string // "list" or "retry": the quarantine subcommands
 	command        string // status, verify or undo
@@ -346,6 +350,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
 	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
 	fs.BoolVar(&m.dryRun, "dry-run", false, "decide everything, change nothing: print what would be copied")
+	fs.BoolVar(&m.recopyMissing, "recopy-missing", false, "copy again what an earlier run copied but the destination no longer holds (deleted there; verify lists them)")
 	fs.BoolVar(&m.keepDuplicates, "keep-duplicates", false, "copy messages even when the destination already holds them")
 	fs.BoolVar(&m.allowPlaintext, "allow-plaintext", false, "allow tls = none (passwords sent in clear: trusted networks only)")
 	fs.BoolVar(&m.unseen, "unseen", false, "leave POP3 messages unread (default: marked \\Seen, as a POP3 client has read them)")
@@ -615,6 +620,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		EncodeHeaders:  m.encodeHeaders,
 		FoldLines:      m.foldLines,
 		CloseParts:     m.closeParts,
+		RecopyMissing:  m.recopyMissing,
 		Connections:    appendConnections(m.connections, m.maxConns, to.Host),
 	})
 	var until *untilReached
@@ -706,15 +712,34 @@ func (m *Main) source(ctx context.Context, from Endpoint) (migrate.Source, map[s
 
 // undo removes what one run appended, after a confirmation.
 func (m *Main) undo(ctx context.Context, dst migrate.Destination, cp migrate.Checkpoint) error {
+	runs, err := migrate.Runs(cp)
+	if err != nil {
+		return err
+	}
+	listRuns := func() {
+		if len(runs) == 0 {
+			fmt.Fprintln(m.Stdout, "no run of this state has copied anything that is still recorded as copied")
+			return
+		}
+		fmt.Fprintln(m.Stdout, "runs of this state (latest first):")
+		for _, r := range runs {
+			fmt.Fprintf(m.Stdout, "  %s  %s  %d message(s) copied\n", r.ID, r.Last.Local().Format("2006-01-02 15:04"), r.Copied)
+		}
+	}
 	if m.undoRun == "" {
-		return usagef("undo needs --run ID (the run's ID is in its output and report)")
+		listRuns()
+		return usagef("undo needs --run ID: one of the runs above")
+	}
+	if !slices.ContainsFunc(runs, func(r migrate.RunInfo) bool { return r.ID == m.undoRun }) {
+		listRuns()
+		return usagef("undo --run %s: this state knows no such run with messages to remove", m.undoRun)
 	}
 	plan, err := migrate.PlanUndo(cp, m.undoRun)
 	if err != nil {
 		return err
 	}
 	if plan.Count() == 0 {
-		fmt.Fprintf(m.Stdout, "run %s appended nothing that can be removed\n", m.undoRun)
+		fmt.Fprintf(m.Stdout, "run %s appended nothing that can be removed safely (%d without a UID from the server)\n", m.undoRun, plan.NoUID)
 		return nil
 	}
 	var parts []string
@@ -739,8 +764,17 @@ func (m *Main) undo(ctx context.Context, dst migrate.Destination, cp migrate.Che
 			return usagef("undo not confirmed: nothing removed")
 		}
 	}
-	n, err := migrate.Undo(ctx, dst, cp, plan)
+	n, refused, err := migrate.Undo(ctx, dst, cp, plan)
 	fmt.Fprintf(m.Stdout, "removed %d message(s); the next run copies them again\n", n)
+	if len(refused) > 0 {
+		fmt.Fprintf(m.Stdout, "%d left in place: nothing proves their UID is the message mailmove copied:\n", len(refused))
+		for _, r := range refused {
+			fmt.Fprintf(m.Stdout, "  %s in %s (UID %d): %s\n", r.ID, r.Folder, r.UID, r.Reason)
+		}
+		if err == nil {
+			err = &incomplete{n: len(refused), text: fmt.Sprintf("undo left %d message(s) it could not confirm as its own", len(refused))}
+		}
+	}
 	return err
 }
 
@@ -771,9 +805,15 @@ func (m *Main) deleteVerified(ctx context.Context, src migrate.Source, dst migra
 }
 
 // incomplete is a verification that found messages missing: exit 3.
-type incomplete struct{ n int }
+type incomplete struct {
+	n    int
+	text string // when it is not about source messages missing
+}
 
 func (e *incomplete) Error() string {
+	if e.text != "" {
+		return e.text
+	}
 	return fmt.Sprintf("%d source message(s) are not at the destination, or not as they were sent", e.n)
 }
 
@@ -820,7 +860,7 @@ func (m *Main) verify(ctx context.Context, src migrate.Source, dst migrate.Desti
 		}
 	}
 	if !rec.Complete() || len(rec.Differences) > 0 {
-		return &incomplete{len(rec.Missing) + len(rec.Differences)}
+		return &incomplete{n: len(rec.Missing) + len(rec.Differences)}
 	}
 	if m.content {
 		fmt.Fprintln(w, "complete: every source message is at the destination, and every one mailmove copied is as it sent it")

@@ -102,6 +102,8 @@ func (problems) Note(string)             {}
 
 func (p problems) Message(ev migrate.Event) {
 	switch {
+	case ev.Action == migrate.ActMissing:
+		fmt.Fprintf(p.w, "missing at the destination: %s: %s\n", ev.ID, ev.Reason)
 	case ev.Action == migrate.ActFailed:
 		fmt.Fprintf(p.w, "not copied: %s (%s, %s): %s\n", ev.ID, clipRunes(ev.Subject, 60), ev.Folder, ev.Reason)
 	case ev.Altered != nil:
@@ -406,7 +408,10 @@ func printSummary(w io.Writer, s migrate.Summary, err error) {
 	}
 	if s.Interrupted {
 		fmt.Fprintln(w, "interrupted: run the same command again to carry on")
-	} else if err == nil && s.Copied == 0 && s.Failed == 0 && !s.DryRun {
-		fmt.Fprintln(w, "nothing to copy: everything is at the destination")
+	} else if err == nil && s.Copied == 0 && s.Failed == 0 && s.Missing == 0 && !s.DryRun {
+		// Said only after looking: the copies recorded were found where
+		// they were put (UIDVALIDITY and UID).
+		fmt.Fprintf(w, "nothing to copy: everything is at the destination (%d copied earlier confirmed there by UID, %d found there now)\n",
+			s.Confirmed, s.Present)
 	}
 }

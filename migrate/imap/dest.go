@@ -416,7 +416,7 @@ func (d *Destination) Mailbox(ctx context.Context, name string, create bool) (mi
 		if err != nil {
 			return folderErr(name, err)
 		}
-		info.UIDValidity = data.UIDValidity
+		info.UIDValidity, info.UIDNext = data.UIDValidity, uint32(data.UIDNext)
 		if limit, ok := c.Caps().AppendLimit(); ok && limit != nil {
 			info.AppendLimit = int64(*limit)
 		}
@@ -481,27 +481,84 @@ func (d *Destination) FetchBody(ctx context.Context, folder string, uid uint32, 
 	}
 	folder, _ = d.canonical(folder)
 	return d.do(ctx, func(c *imapclient.Client) error {
-		if d.selected != folder {
-			if _, err := d.selectBox(c, folder); err != nil {
-				return err
-			}
-		}
-		cmd := c.Fetch(imapv2.UIDSetNum(imapv2.UID(uid)), &imapv2.FetchOptions{
-			BodySection: []*imapv2.FetchItemBodySection{{Peek: true}},
-		})
-		var werr error
-		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				if b, ok := item.(imapclient.FetchItemDataBodySection); ok && b.Literal != nil && werr == nil {
-					_, werr = io.Copy(w, b.Literal)
+		// A message another connection appended may not be visible to
+		// this session's view of the folder yet: when the FETCH finds
+		// nothing, the folder is selected afresh and asked once more.
+		for try := 0; ; try++ {
+			if d.selected != folder || try > 0 {
+				if _, err := d.selectBox(c, folder); err != nil {
+					return err
 				}
 			}
+			cmd := c.Fetch(imapv2.UIDSetNum(imapv2.UID(uid)), &imapv2.FetchOptions{
+				BodySection: []*imapv2.FetchItemBodySection{{Peek: true}},
+			})
+			var werr error
+			found := false
+			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+				for item := msg.Next(); item != nil; item = msg.Next() {
+					if b, ok := item.(imapclient.FetchItemDataBodySection); ok && b.Literal != nil && werr == nil {
+						found = true
+						_, werr = io.Copy(w, b.Literal)
+					}
+				}
+			}
+			if err := cmd.Close(); err != nil {
+				return fmt.Errorf("fetch %s UID %d: %w", folder, uid, err)
+			}
+			if found || werr != nil {
+				return werr
+			}
+			if try == 1 {
+				return fmt.Errorf("%s UID %d: %w", folder, uid, migrate.ErrNoMessage)
+			}
 		}
-		if err := cmd.Close(); err != nil {
-			return fmt.Errorf("fetch %s UID %d: %w", folder, uid, err)
-		}
-		return werr
 	})
+}
+
+// Present implements migrate.Destination: one SELECT (or EXAMINE) and one
+// UID SEARCH, with ESEARCH's compact answer (RFC 4731) when the server has
+// it.
+func (d *Destination) Present(ctx context.Context, folder string, uids []uint32) (uint32, []uint32, error) {
+	if err := d.list(ctx); err != nil {
+		return 0, nil, err
+	}
+	folder, exists := d.canonical(folder)
+	if !exists {
+		return 0, uids, nil
+	}
+	var validity uint32
+	var missing []uint32
+	err := d.do(ctx, func(c *imapclient.Client) error {
+		data, err := d.selectBox(c, folder)
+		if err != nil {
+			return folderErr(folder, err)
+		}
+		validity = data.UIDValidity
+		var set imapv2.UIDSet
+		for _, u := range uids {
+			set.AddNum(imapv2.UID(u))
+		}
+		var opts *imapv2.SearchOptions
+		if c.Caps().Has(imapv2.CapESearch) {
+			opts = &imapv2.SearchOptions{ReturnAll: true}
+		}
+		res, err := c.UIDSearch(&imapv2.SearchCriteria{UID: []imapv2.UIDSet{set}}, opts).Wait()
+		if err != nil {
+			return fmt.Errorf("search %s: %w", folder, err)
+		}
+		here := make(map[imapv2.UID]bool, len(uids))
+		for _, u := range res.AllUIDs() {
+			here[u] = true
+		}
+		for _, u := range uids {
+			if !here[imapv2.UID(u)] {
+				missing = append(missing, u)
+			}
+		}
+		return nil
+	})
+	return validity, missing, err
 }
 
 // Flags implements migrate.Destination with one UID FETCH (FLAGS).
