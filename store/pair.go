@@ -18,8 +18,8 @@ import (
 // than the run's: using it would take that migration's records for this
 // one's ("everything is at the destination" for an empty account).
 type PairError struct {
-	Path                     string
-	Source, Destination      string // the state's
+	Path                      string
+	Source, Destination       string // the state's
 	RunSource, RunDestination string // the run's
 }
 
