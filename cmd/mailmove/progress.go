@@ -370,6 +370,9 @@ func printSummary(w io.Writer, s migrate.Summary, err error) {
 	if s.Reconciled > 0 {
 		fmt.Fprintf(w, ", reconciled after interruption %d", s.Reconciled)
 	}
+	if s.Missing > 0 {
+		fmt.Fprintf(w, ", copied earlier but no longer at the destination %d", s.Missing)
+	}
 	fmt.Fprintf(w, "\n%s in %s (%.1f messages/s) of %d listed\n", human(s.Bytes), s.Elapsed.Round(time.Millisecond), s.Rate(), s.Listed)
 	if len(s.Verdicts) > 0 {
 		keys := slices.Sorted(maps.Keys(s.Verdicts))
