@@ -104,6 +104,9 @@ type Account struct {
 	// encoded before sending (repair header-8bit): servers without it may
 	// refuse them or, like Cyrus, store an X for each.
 	UTF8 bool
+	// Notes says what the user should know of the account (folders left
+	// alone).
+	Notes []string
 }
 
 // Existing is a message a destination folder already holds.

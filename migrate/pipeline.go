@@ -83,6 +83,7 @@ type runner struct {
 	dest        []Folder              // the destination's folders, listed once
 	ns          Namespace             // and its personal namespace
 	utf8        bool                  // it takes 8-bit headers as they are
+	acctNotes   []string
 	boxErr      map[string]error      // folders the server would not create or open
 	spam        spamPlan
 	words       stdmime.WordDecoder
@@ -327,6 +328,9 @@ func (r *runner) planFolders(ctx context.Context, entries []Entry) error {
 	if err != nil {
 		return err
 	}
+	for _, n := range r.acctNotes {
+		r.noteOnce(n, "%s", n)
+	}
 	for _, name := range names {
 		p := PlanFolder(name, dest, r.ns, r.opt.FolderMap)
 		r.plans[name] = p
@@ -358,7 +362,7 @@ func (r *runner) listDest(ctx context.Context) error {
 		return err
 	}
 	ns := acct.Namespace
-	r.dest, r.ns, r.utf8 = folders, ns, acct.UTF8
+	r.dest, r.ns, r.utf8, r.acctNotes = folders, ns, acct.UTF8, acct.Notes // said by planFolders: this may run beside the source's listing
 	r.opt.Folder = ns.Qualify(r.opt.Folder, folders)
 	r.opt.ReviewFolder = ns.Qualify(r.opt.ReviewFolder, folders)
 	return nil

@@ -64,6 +64,8 @@ type Destination struct {
 	delim    rune
 	ns       *migrate.Namespace // learnt once: it does not change between sessions
 	reached  bool               // a session was opened once
+	rawList bool     // go-imap cannot read this account's listing: listOwn reads it
+	skipped []string // folders whose names could not be read, left alone
 }
 
 var _ migrate.Destination = (*Destination)(nil)
@@ -289,7 +291,10 @@ func (d *Destination) list(ctx context.Context) error {
 	if d.boxes != nil {
 		return nil
 	}
-	return d.do(ctx, func(c *imapclient.Client) error {
+	if d.rawList {
+		return d.listOwn(ctx)
+	}
+	err := d.do(ctx, func(c *imapclient.Client) error {
 		opts := &imapv2.ListOptions{ReturnSpecialUse: c.Caps().Has(imapv2.CapSpecialUse)}
 		all, err := c.List("", "*", opts).Collect()
 		if err != nil {
@@ -321,6 +326,41 @@ func (d *Destination) list(ctx context.Context) error {
 		d.ns = &ns
 		return nil
 	})
+	var ierr *imapv2.Error
+	if err != nil && !errors.As(err, &ierr) && d.c == nil && d.reached {
+		// go-imap dropped the connection in the listing: perhaps a folder
+		// name it cannot decode. List on a connection of our own, which
+		// leaves such folders out, from now on.
+		if lerr := d.listOwn(ctx); lerr == nil {
+			d.rawList = true
+			return nil
+		}
+	}
+	return err
+}
+
+// listOwn lists the folders with listRaw.
+func (d *Destination) listOwn(ctx context.Context) error {
+	boxes, ns, skipped, err := listRaw(ctx, d.cfg)
+	if err != nil {
+		return err
+	}
+	d.boxes = make(map[string][]imapv2.MailboxAttr, len(boxes))
+	for _, b := range boxes {
+		d.boxes[b.name] = b.attrs
+		if b.delim != 0 {
+			d.delim = b.delim
+		}
+	}
+	d.skipped = skipped
+	if ns == nil {
+		ns = &migrate.Namespace{}
+	}
+	if ns.Delim == 0 {
+		ns.Delim = d.delim
+	}
+	d.ns = ns
+	return nil
 }
 
 // Account implements migrate.Destination: the first personal namespace
@@ -329,7 +369,11 @@ func (d *Destination) Account(ctx context.Context) (migrate.Account, error) {
 	if err := d.list(ctx); err != nil {
 		return migrate.Account{}, err
 	}
-	return migrate.Account{Namespace: *d.ns}, nil
+	acct := migrate.Account{Namespace: *d.ns}
+	for _, s := range d.skipped {
+		acct.Notes = append(acct.Notes, "a destination folder whose name is not valid modified UTF-7 (RFC 3501 section 5.1.3) is left alone: "+s)
+	}
+	return acct, nil
 }
 
 // folderErr sorts a refusal of CREATE or SELECT: a server's NO is about this
