@@ -4,12 +4,15 @@
 GO ?= go
 export CI
 
-.PHONY: isync all build demo test vet unit dovecot fuzz bench clean
+.PHONY: isync all build install demo test vet unit dovecot fuzz bench clean
 
 all: build
 
 build:
 	$(GO) build -o mailmove ./cmd/mailmove
+
+install:
+	$(GO) install ./cmd/mailmove
 
 demo:
 	$(GO) run ./cmd/mailmove demo

@@ -131,7 +131,11 @@ func Classify(in SpamInput) Classification {
 		}
 		field = f.Name
 		if i >= boundary {
-			add(v, "untrusted-header", detail+", below the provider's inbound Received: line (maybe forged)", false)
+			why := ", below the provider's inbound Received: line (maybe forged)"
+			if !hasReceived(in.Header) {
+				why = ", but the message has no Received: line to show who wrote it (a message saved locally, never delivered): not acted on"
+			}
+			add(v, "untrusted-header", detail+why, false)
 			continue
 		}
 		add(v, "header", detail, c.Basis == BasisNone)
@@ -331,4 +335,13 @@ func providerDomain(host string) string {
 		return ""
 	}
 	return strings.Join(labels[len(labels)-2:], ".")
+}
+
+func hasReceived(h Header) bool {
+	for _, f := range h {
+		if strings.EqualFold(f.Name, "Received") {
+			return true
+		}
+	}
+	return false
 }

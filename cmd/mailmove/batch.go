@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -228,8 +229,13 @@ func batch(args []string, stdout, stderr io.Writer, ctx context.Context) int {
 	report := fs.String("report", "", "write the batch report (JSON) to this file")
 	stateDir := fs.String("state-dir", "", "directory of the mailboxes' state files (default $XDG_STATE_HOME/mailmove)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: mailmove batch FILE [flags] [-- flags for every mailbox]")
+		fmt.Fprintln(fs.Output(), "Usage: mailmove batch FILE [flags] [-- flags for every mailbox]")
 		fs.PrintDefaults()
+	}
+	if len(args) > 0 && isHelp(args[0]) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return exitOK
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fs.Usage()
@@ -241,6 +247,9 @@ func batch(args []string, stdout, stderr io.Writer, ctx context.Context) int {
 		rest, common = rest[:i], rest[i+1:]
 	}
 	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	k, n, err := parseShard(*shard)
@@ -292,7 +301,7 @@ func batch(args []string, stdout, stderr io.Writer, ctx context.Context) int {
 			res = "exit " + strconv.Itoa(r.Exit)
 			code = exitIncomplete
 		}
-		fmt.Fprintf(stdout, "%-5d  %-40s  %-8s  %6d  %6d  %s\n", r.Line, clipRunes(r.From+" → "+r.To, 40), res, r.Summary.Copied, r.Summary.Failed, r.Outcome)
+		fmt.Fprintf(stdout, "%-5d  %-40s  %-8s  %6d  %6d  %s\n", r.Line, clipMiddle(r.From+" → "+r.To, 40), res, r.Summary.Copied, r.Summary.Failed, r.Outcome)
 	}
 	if *report != "" {
 		data, _ := json.MarshalIndent(map[string]any{"shard": *shard, "mailboxes": results}, "", "  ")
@@ -499,4 +508,15 @@ func (b *board) stop() {
 	if b.tty {
 		b.draw()
 	}
+}
+
+// clipMiddle shortens s by its middle, so that rows that differ only at the
+// end (the user of the same provider) still differ.
+func clipMiddle(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	head := (n - 1) / 2
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
 }

@@ -316,7 +316,11 @@ func (e Endpoint) password(ctx context.Context, envVar string) (string, error) {
 		return "", usagef("no password source for %s on %s: give a password file or command for it", e.User, e.Host)
 	}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
-		fmt.Fprintf(os.Stderr, "Password for %s on %s: ", e.User, e.Host)
+		role := "source"
+		if strings.Contains(envVar, "_TO_") {
+			role = "destination"
+		}
+		fmt.Fprintf(os.Stderr, "Password of the %s account, %s %s on %s: ", role, strings.ToUpper(e.Type), e.User, e.Host)
 		p, err := term.ReadPassword(int(os.Stdin.Fd()))
 		fmt.Fprintln(os.Stderr)
 		if err != nil {

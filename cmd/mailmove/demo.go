@@ -26,6 +26,16 @@ import (
 // IMAP server, both on 127.0.0.1 with TLS from a throwaway CA, then lists
 // what arrived. Nothing leaves the machine.
 func demo(args []string) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Println(`Usage: mailmove demo
+
+Runs the real migration, end to end, on this machine alone: an embedded POP3
+server and a Thunderbird folder set are copied into an embedded IMAP server
+over verified TLS, with a dry-run first, so you can see what mailmove says
+and does before pointing it at your own accounts. Needs no set-up and sends
+nothing to the network.`)
+		return exitOK
+	}
 	if err := runDemo(args); err != nil {
 		fmt.Fprintln(os.Stderr, "mailmove demo:", err)
 		return exitFatal

@@ -74,6 +74,10 @@ func run(args []string) int {
 	}
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr}
 	if len(args) > 0 && args[0] == "quarantine" {
+		if len(args) >= 2 && isHelp(args[1]) {
+			fmt.Fprint(os.Stdout, quarantineUsage)
+			return exitOK
+		}
 		if len(args) < 2 || args[1] != "list" && args[1] != "retry" {
 			fmt.Fprintln(os.Stderr, "mailmove: usage: mailmove quarantine list|retry --from SRC --to DST [--state FILE]")
 			return exitUsage
@@ -115,6 +119,23 @@ func signalContext() (context.Context, func()) {
 		os.Exit(exitInterrupted)
 	}()
 	return ctx, cancel
+}
+
+// hostMismatch names the hosts a certificate is for, when err is a
+// certificate issued for another host than the one given.
+func hostMismatch(err error) string {
+	var h x509.HostnameError
+	if !errors.As(err, &h) || h.Certificate == nil {
+		return ""
+	}
+	names := h.Certificate.DNSNames
+	for _, ip := range h.Certificate.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		names = []string{h.Certificate.Subject.CommonName}
+	}
+	return strings.Join(names, ", ")
 }
 
 // exitCode decides the process's outcome in one place.
@@ -174,6 +195,10 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	case errors.Is(err, migrate.ErrLocked):
 		fmt.Fprintln(w, "mailmove:", err, "(wait for it to finish, or stop it first)")
 		return exitFatal
+	case hostMismatch(err) != "":
+		fmt.Fprintln(w, "mailmove:", err)
+		fmt.Fprintf(w, "mailmove: the server's certificate is for %s, not for the host name given: use that name (the provider's documented server name) in --from/--to.%s\n", hostMismatch(err), saved)
+		return exitCert
 	case migrate.CertError(err):
 		fmt.Fprintln(w, "mailmove:", err)
 		if issuer := migrate.CertIssuer(err); issuer != "" {
@@ -304,13 +329,85 @@ again to resume).
 Flags:
 `
 
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help" }
+
+const quarantineUsage = `Usage:
+  mailmove quarantine list --from SRC --to DST [--state FILE]
+  mailmove quarantine retry --from SRC --to DST [--state FILE]
+
+The quarantine keeps, beside the state, every message the destination
+refused, with the reason (NAME.eml and NAME.json). list shows them; retry
+copies them again, once the cause is fixed (quota freed, a .eml edited), to
+the folder chosen for each, and empties the quarantine of what got through.
+
+Example:
+  mailmove quarantine list --from pop --to imap
+
+Flags:
+`
+
+var commandUsage = map[string]string{
+	"status": `Usage:
+  mailmove status --state FILE
+  mailmove status --from SRC --to DST
+
+Shows where a migration stands: progress and counts per folder while it
+runs (from its status file), and what the state records once it is over.
+
+Example:
+  mailmove status --from pop --to imap
+
+Flags:
+`,
+	"verify": `Usage:
+  mailmove verify --from SRC --to DST [--content] [--report FILE]
+
+Lists the source again and checks every message against the state and the
+destination: per folder, what the source has, what is recorded as done and
+what is there now, and every missing message by name. --content also fetches
+every message mailmove copied and compares it byte for byte with the source
+(line endings aside), naming every difference. Writes nothing; exits 0 only
+when everything is there (and, with --content, as sent), 3 otherwise.
+
+Examples:
+  mailmove verify --from pop --to imap
+  mailmove verify --from pop --to imap --content --report verify.json
+
+Flags:
+`,
+	"undo": `Usage:
+  mailmove undo --from SRC --to DST            (lists the runs)
+  mailmove undo --run ID --from SRC --to DST [--yes]
+
+Removes from the destination exactly what run ID appended, by the UIDs the
+server gave, after confirming each is still that message; asks first. The
+next run copies those messages again.
+
+Example:
+  mailmove undo --from pop --to imap --run 20261201T220000Z-1a2b3c4d
+
+Flags:
+`,
+}
+
 // ParseFlags reads the command line and the config file.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("mailmove", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText)
+		switch {
+		case m.quarantine != "":
+			fmt.Fprint(fs.Output(), quarantineUsage)
+		case m.command != "":
+			fmt.Fprint(fs.Output(), commandUsage[m.command])
+		default:
+			fmt.Fprint(fs.Output(), usageText)
+		}
 		fs.PrintDefaults()
+	}
+	if len(args) > 0 && isHelp(args[0]) {
+		fs.SetOutput(m.Stdout) // asked for: not an error
 	}
 	fs.StringVar(&m.from, "from", "", "source: URL or config endpoint name")
 	fs.StringVar(&m.to, "to", "", "destination: URL or config endpoint name")
@@ -404,6 +501,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.maxConns < 0 || m.connections < 0 {
 		return usagef("--connections and --max-connections must be 0 or more")
+	}
+	if m.timeout <= 0 {
+		return usagef("--timeout must be more than 0 (it is how long a silent server is waited for)")
 	}
 	if _, err := parseSize(m.maxMessage); err != nil {
 		return usagef("--max-message-size: %v", err)
