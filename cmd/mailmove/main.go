@@ -919,6 +919,12 @@ func (e *incomplete) Error() string {
 
 // verify prints the reconciliation of source, state and destination.
 func (m *Main) verify(ctx context.Context, src migrate.Source, dst migrate.Destination, cp migrate.Checkpoint) error {
+	if m.reportPath != "" {
+		// Known unwritable before the work, not after it.
+		if err := writePrivate(m.reportPath, nil); err != nil {
+			return usagef("--report: %v", err)
+		}
+	}
 	rec, err := migrate.Verify(ctx, src, dst, cp)
 	if err != nil {
 		return err
