@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -98,3 +99,40 @@ func TestTrickledMessage(t *testing.T) {
 	}
 	checkSecondFailed(t, e, sum, ev, "took more than")
 }
+
+// TestStopMidBatch: Ctrl-C (or --until) while a batch is being sent at a
+// slow --rate finishes the message in flight and stops: the rest of the
+// batch is not sent (here a batch of 60 would take 12 s), the state says
+// what was done, and the next run copies the rest, each message once.
+func TestStopMidBatch(t *testing.T) {
+	var msgs []string
+	for i := 0; i < 60; i++ {
+		msgs = append(msgs, msg(i, true))
+	}
+	e := newEnv(t, msgs)
+	ctx, cancel := context.WithCancel(context.Background())
+	obs := &cancelAfterNotes{cancel: cancel}
+	sum, err := migrate.Run(ctx, e.src, migrate.Throttle(e.dst, 5, 0), e.state, migrate.Options{Connections: 2, Observer: obs})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	got := len(e.inbox(t))
+	if got >= len(msgs) || got != sum.Copied {
+		t.Fatalf("stopped with %d at the destination, %d recorded copied: the batch was not cut short", got, sum.Copied)
+	}
+	sum = e.run(t, nil)
+	if sum.Copied != len(msgs)-got || sum.Reconciled != 0 {
+		t.Fatalf("next run: copied %d (want %d), reconciled %d", sum.Copied, len(msgs)-got, sum.Reconciled)
+	}
+	if n := len(e.inbox(t)); n != len(msgs) {
+		t.Fatalf("INBOX holds %d", n)
+	}
+}
+
+// cancelAfterNotes cancels a run a moment after it starts copying.
+type cancelAfterNotes struct {
+	migrate.NopObserver
+	cancel func()
+}
+
+func (c *cancelAfterNotes) Planned(int, int64, int) { time.AfterFunc(time.Second, c.cancel) }

@@ -187,8 +187,10 @@ type Pipeliner interface {
 type Pipe interface {
 	// Send hands over a batch, blocking while every connection is busy.
 	// done is called exactly once, from another goroutine, with one result
-	// per message, in order. The bodies must stay valid until then.
-	Send(folder string, msgs []Outgoing, done func([]AppendResult))
+	// per message, in order. The bodies must stay valid until then. When
+	// ctx ends, the message being sent is finished and committed, and those
+	// not begun are not sent: their result is ErrNotSent.
+	Send(ctx context.Context, folder string, msgs []Outgoing, done func([]AppendResult))
 	// Close waits for every batch sent to finish and closes the connections.
 	Close() error
 }
@@ -218,6 +220,9 @@ const (
 	// Undone: copied, then removed by `mailmove undo`; copied again by the
 	// next run.
 	Undone State = "undone"
+	// NotSent: read, then the run was stopped before sending it; copied by
+	// the next run.
+	NotSent State = "not-sent"
 )
 
 // Final reports whether a message in state s needs no more work.
@@ -272,6 +277,10 @@ type Checkpoint interface {
 // delivering everything before: call it again with the entries left, at
 // once. It is no failure.
 var ErrReconnect = errors.New("the source ended its session: go on with a new one")
+
+// ErrNotSent is the result of a message of a batch that was never sent:
+// the run was stopped first. Nothing of it reached the server.
+var ErrNotSent = errors.New("not sent: the run stopped first")
 
 // ErrNoMessage means a folder holds no message with the UID asked for
 // (FetchBody).

@@ -84,7 +84,7 @@ type runner struct {
 	ns          Namespace             // and its personal namespace
 	utf8        bool                  // it takes 8-bit headers as they are
 	acctNotes   []string
-	boxErr      map[string]error      // folders the server would not create or open
+	boxErr      map[string]error // folders the server would not create or open
 	spam        spamPlan
 	words       stdmime.WordDecoder
 
@@ -108,6 +108,9 @@ type runner struct {
 	// (see Permanent) stayed after every attempt: past uncodedGiveUp they
 	// are taken as final, so that a server that means them costs little.
 	uncodedFutile int
+	notSent       int // messages of batches cut short by a stop
+	handled       int // messages read and dealt with, for Progress
+	handledBytes  int64
 	mu            sync.Mutex // guards results
 	results       []sentBatch
 	ready         chan struct{}
@@ -182,7 +185,7 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 		err = ferr
 	}
 	r.sum.Elapsed = opt.Now().Sub(start)
-	if err != nil && ctx.Err() != nil {
+	if ctx.Err() != nil && (err != nil || r.notSent > 0) {
 		r.sum.Interrupted = true
 		err = ctx.Err()
 	}
@@ -455,6 +458,9 @@ func (r *runner) retrieve(ctx context.Context, todo []Entry) error {
 				return err
 			}
 			done(e)
+			r.handled++
+			r.handledBytes += e.Size
+			r.opt.Observer.Progress(r.handled, r.handledBytes)
 			return nil
 		})
 	})

@@ -101,6 +101,12 @@ type Observer interface {
 	Message(Event)
 	// Note reports something the user should know about the whole run.
 	Note(string)
+	// Progress is called after each message the run has read and dealt
+	// with (decided, repaired, handed to the destination: its Message may
+	// come later, when the server confirms its batch), with how many of
+	// the planned messages and of their announced bytes that makes: the
+	// pace of the run, message by message.
+	Progress(handled int, bytes int64)
 }
 
 // NopObserver ignores everything.
@@ -109,3 +115,4 @@ type NopObserver struct{}
 func (NopObserver) Planned(int, int64, int) {}
 func (NopObserver) Message(Event)           {}
 func (NopObserver) Note(string)             {}
+func (NopObserver) Progress(int, int64)     {}

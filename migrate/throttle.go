@@ -66,22 +66,33 @@ type throttledPipe struct {
 // Send hands the messages over one by one, each at its slot, so that no
 // wait is longer than one message's share of the rate; done gets them back
 // together.
-func (p *throttledPipe) Send(folder string, msgs []Outgoing, done func([]AppendResult)) {
+func (p *throttledPipe) Send(ctx context.Context, folder string, msgs []Outgoing, done func([]AppendResult)) {
 	res := make([]AppendResult, len(msgs))
 	var mu sync.Mutex
 	left := len(msgs)
+	finish := func(i int, r AppendResult) {
+		mu.Lock()
+		res[i] = r
+		left--
+		last := left == 0
+		mu.Unlock()
+		if last {
+			done(res)
+		}
+	}
 	for i, m := range msgs {
-		time.Sleep(time.Until(p.t.slot(m)))
-		p.Pipe.Send(folder, []Outgoing{m}, func(r []AppendResult) {
-			mu.Lock()
-			res[i] = r[0]
-			left--
-			last := left == 0
-			mu.Unlock()
-			if last {
-				done(res)
+		wait := time.NewTimer(time.Until(p.t.slot(m)))
+		select {
+		case <-ctx.Done():
+			// Stopped while waiting for the rate: the rest is not sent.
+			wait.Stop()
+			for j := i; j < len(msgs); j++ {
+				finish(j, AppendResult{Err: ErrNotSent})
 			}
-		})
+			return
+		case <-wait.C:
+		}
+		p.Pipe.Send(ctx, folder, []Outgoing{m}, func(r []AppendResult) { finish(i, r[0]) })
 	}
 }
 

@@ -38,7 +38,7 @@ type lockingPipe struct {
 	mu sync.Mutex // one batch at a time on the underlying destination
 }
 
-func (p *lockingPipe) Send(folder string, msgs []migrate.Outgoing, done func([]migrate.AppendResult)) {
+func (p *lockingPipe) Send(_ context.Context, folder string, msgs []migrate.Outgoing, done func([]migrate.AppendResult)) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

@@ -213,7 +213,7 @@ func (r *runner) submit(ctx context.Context, folder string) error {
 	}
 	jobs := f.jobs
 	r.sent++
-	r.pipe.Send(folder, msgs, func(res []AppendResult) {
+	r.pipe.Send(ctx, folder, msgs, func(res []AppendResult) {
 		r.mu.Lock()
 		r.results = append(r.results, sentBatch{jobs: jobs, res: res})
 		r.mu.Unlock()
@@ -300,6 +300,12 @@ func (r *runner) settleBatch(ctx context.Context, b sentBatch) {
 		res := b.res[i]
 		err := res.Err
 		switch {
+		case errors.Is(err, ErrNotSent):
+			// Never sent (the run was stopped): not pending any more, and
+			// no failure either; the next run copies it.
+			j.rec.State, j.rec.Reason = NotSent, err.Error()
+			r.notSent++
+			r.keep(r.stage(j.rec))
 		case r.stopErr != nil:
 			// Stopping: a confirmed message is recorded, anything else is
 			// left pending for the next run to look for.

@@ -434,7 +434,6 @@ func (p *jobProgress) Planned(todo int, _ int64, done int) {
 }
 
 func (p *jobProgress) Message(ev migrate.Event) {
-	p.seen++
 	switch ev.Action {
 	case migrate.ActCopied:
 		p.copied++
@@ -445,6 +444,11 @@ func (p *jobProgress) Message(ev migrate.Event) {
 }
 
 func (p *jobProgress) Note(string) {}
+
+func (p *jobProgress) Progress(n int, _ int64) {
+	p.seen = n
+	p.set(fmt.Sprintf("%s: %d/%d, copied %d, failed %d", p.prefix, p.seen, p.todo, p.copied, p.fail))
+}
 
 // board shows one line per mailbox: redrawn in place on a terminal,
 // otherwise printed when a line changes, at most every ten seconds each.

@@ -82,6 +82,12 @@ func (o multi) Message(ev migrate.Event) {
 	}
 }
 
+func (o multi) Progress(n int, bytes int64) {
+	for _, x := range o {
+		x.Progress(n, bytes)
+	}
+}
+
 func (o multi) Note(s string) {
 	for _, x := range o {
 		x.Note(s)
@@ -92,6 +98,7 @@ type notes struct{ w io.Writer }
 
 func (notes) Planned(int, int64, int) {}
 func (notes) Message(migrate.Event)   {}
+func (notes) Progress(int, int64)     {}
 func (n notes) Note(s string)         { fmt.Fprintln(n.w, "note:", s) }
 
 // problems prints the messages that were not copied, or not as sent.
@@ -99,6 +106,7 @@ type problems struct{ w io.Writer }
 
 func (problems) Planned(int, int64, int) {}
 func (problems) Note(string)             {}
+func (problems) Progress(int, int64)     {}
 
 func (p problems) Message(ev migrate.Event) {
 	switch {
@@ -127,6 +135,8 @@ type table struct {
 func (t *table) Planned(todo int, bytes int64, done int) {
 	fmt.Fprintf(t.w, "%d message(s) to read (%s), %d already done\n", todo, human(bytes), done)
 }
+
+func (t *table) Progress(int, int64) {}
 
 func (t *table) Note(s string) {
 	if t.notes {
@@ -224,6 +234,7 @@ func newReport(path string) (*report, error) {
 
 func (r *report) Planned(int, int64, int) {}
 func (r *report) Note(string)             {}
+func (r *report) Progress(int, int64)     {}
 
 func (r *report) Message(ev migrate.Event) {
 	if r.err != nil {
@@ -264,8 +275,9 @@ type progress struct {
 	bar *progressbar.ProgressBar
 
 	mu                sync.Mutex
-	todo, n           int
-	bytes, totalBytes int64
+	todo, n           int   // planned; read and dealt with (Progress)
+	copied            int   // confirmed by the server (Message)
+	bytes, totalBytes int64 // announced sizes, as planned
 	start             time.Time
 	done              chan struct{}
 	once              sync.Once
@@ -282,7 +294,7 @@ func isTerminal(w io.Writer) bool {
 
 func (p *progress) Planned(todo int, bytes int64, done int) {
 	p.mu.Lock()
-	p.todo, p.totalBytes = todo, bytes
+	p.todo, p.totalBytes, p.start = todo, bytes, time.Now() // the pace counts from here
 	p.mu.Unlock()
 	if todo == 0 {
 		return
@@ -322,22 +334,33 @@ func (p *progress) logLine() {
 	if rate > 0 {
 		eta = (time.Duration(float64(p.todo-p.n)/rate) * time.Second).Round(time.Second).String()
 	}
-	fmt.Fprintf(p.w, "%s progress: %d/%d messages, %s of %s, %.1f msg/s, ETA %s\n",
-		time.Now().Format("15:04:05"), p.n, p.todo, human(p.bytes), human(p.totalBytes), rate, eta)
+	if p.totalBytes > 0 && p.bytes > 0 {
+		// By bytes: a mailbox's big attachments come where they come.
+		eta = (time.Duration(float64(p.totalBytes-p.bytes)/(float64(p.bytes)/el.Seconds())) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "%s progress: %d/%d messages (%d confirmed copied), %s of %s, %.1f msg/s, ETA %s\n",
+		time.Now().Format("15:04:05"), p.n, p.todo, p.copied, human(p.bytes), human(p.totalBytes), rate, eta)
 }
 
 func (p *progress) Message(ev migrate.Event) {
-	if ev.Action == migrate.ActAlreadyDone {
+	if ev.Action != migrate.ActCopied {
 		return
 	}
 	p.mu.Lock()
-	p.n++
-	p.bytes += ev.Size
-	n, todo := p.n, p.todo
+	p.copied++
+	p.mu.Unlock()
+}
+
+// Progress moves the bar and the counts message by message, as the run
+// reads and hands them over, not batch by batch as the server confirms.
+func (p *progress) Progress(n int, bytes int64) {
+	p.mu.Lock()
+	p.n, p.bytes = n, bytes
+	todo, copied := p.todo, p.copied
 	p.mu.Unlock()
 	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("%d/%d messages", n, todo))
-		p.bar.Add64(ev.Size)
+		p.bar.Describe(fmt.Sprintf("%d/%d messages (%d copied)", n, todo, copied))
+		p.bar.Set64(bytes)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ type Status struct {
 	Updated     time.Time                 `json:"updated"`
 	Finished    time.Time                 `json:"finished,omitzero"`
 	ToDo        int                       `json:"to_do"`
+	Handled     int                       `json:"handled"` // of ToDo, read and dealt with so far
 	Folders     map[string]map[string]int `json:"folders"` // destination folder → action → count
 	LastError   string                    `json:"last_error,omitempty"`
 	Outcome     string                    `json:"outcome,omitempty"`
@@ -81,11 +83,22 @@ func (s *statusFile) Message(ev migrate.Event) {
 
 func (s *statusFile) Note(string) {}
 
+// Progress keeps the file moving message by message (at most every two
+// seconds), not only when a batch is confirmed.
+func (s *statusFile) Progress(n int, _ int64) {
+	s.mu.Lock()
+	s.st.Handled = n
+	s.mu.Unlock()
+	s.save(false)
+}
+
 // finish records the end of the run.
 func (s *statusFile) finish(sum migrate.Summary, err error) {
 	s.mu.Lock()
 	s.st.Running, s.st.Finished = false, time.Now()
 	switch {
+	case errors.Is(err, context.Canceled):
+		s.st.Outcome = "interrupted (Ctrl-C, a signal or --until): run the same command again to carry on"
 	case err != nil:
 		s.st.LastError, s.st.Outcome = err.Error(), "stopped"
 	case sum.Failed > 0:
@@ -146,13 +159,7 @@ func (m *Main) showStatus(w io.Writer, statePath string) error {
 			st.Started.Local().Format("2006-01-02 15:04"), st.PID, st.Run, st.Updated.Local().Format("15:04:05"), st.Source, st.Destination)
 		printFolders(w, st.Folders, "this run")
 		if st.ToDo > 0 {
-			done := 0
-			for _, f := range st.Folders {
-				for _, n := range f {
-					done += n
-				}
-			}
-			fmt.Fprintf(w, "progress: %d of %d messages to read this run\n", min(done, st.ToDo), st.ToDo)
+			fmt.Fprintf(w, "progress: %d of %d messages to read this run read and handed over\n", min(st.Handled, st.ToDo), st.ToDo)
 		}
 		if st.LastError != "" {
 			fmt.Fprintln(w, "last error:", st.LastError)
@@ -183,7 +190,11 @@ func (m *Main) showStatus(w io.Writer, statePath string) error {
 		return err
 	}
 	fmt.Fprintf(w, "not running; state %s\n", statePath)
-	if haveStatus {
+	switch {
+	case haveStatus && st.Finished.IsZero():
+		fmt.Fprintf(w, "last run %s: %s → %s, did not finish (killed, or the machine stopped): last news at %s; run the same command again to carry on\n",
+			st.Run, st.Source, st.Destination, st.Updated.Local().Format("2006-01-02 15:04"))
+	case haveStatus:
 		fmt.Fprintf(w, "last run %s: %s → %s, %s at %s\n", st.Run, st.Source, st.Destination, st.Outcome, st.Finished.Local().Format("2006-01-02 15:04"))
 	}
 	printFolders(w, folders, "recorded")

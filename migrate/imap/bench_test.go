@@ -56,7 +56,7 @@ func BenchmarkAppend(b *testing.B) {
 					} else {
 						p := d.Pipe(v.conns)
 						for i := 0; i < len(msgs); i += 100 {
-							p.Send("INBOX", msgs[i:min(i+100, len(msgs))], func(res []migrate.AppendResult) {
+							p.Send(context.Background(), "INBOX", msgs[i:min(i+100, len(msgs))], func(res []migrate.AppendResult) {
 								for _, r := range res {
 									if r.Err != nil {
 										b.Error(r.Err)

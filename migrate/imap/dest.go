@@ -64,8 +64,8 @@ type Destination struct {
 	delim    rune
 	ns       *migrate.Namespace // learnt once: it does not change between sessions
 	reached  bool               // a session was opened once
-	rawList bool     // go-imap cannot read this account's listing: listOwn reads it
-	skipped []string // folders whose names could not be read, left alone
+	rawList  bool               // go-imap cannot read this account's listing: listOwn reads it
+	skipped  []string           // folders whose names could not be read, left alone
 }
 
 var _ migrate.Destination = (*Destination)(nil)

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -31,7 +32,7 @@ func FuzzAppendReplies(f *testing.F) {
 			c.setConn(&wire.IdleConn{Conn: client, Timeout: 50 * time.Millisecond})
 			gate := make(chan struct{})
 			close(gate)
-			res, _ := c.appendBatch("INBOX", threeMessages(), gate)
+			res, _ := c.appendBatch(context.Background(), "INBOX", threeMessages(), gate)
 			client.Close()
 			// The UIDs are the server's word, recorded as given: a broken
 			// server may say anything there.

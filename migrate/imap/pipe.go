@@ -47,6 +47,7 @@ type Pipe struct {
 }
 
 type pipeBatch struct {
+	ctx    context.Context
 	folder string
 	msgs   []migrate.Outgoing
 	prev   <-chan struct{} // closed when the folder's previous batch is done
@@ -68,8 +69,8 @@ func (d *Destination) Pipe(n int) migrate.Pipe {
 }
 
 // Send implements migrate.Pipe.
-func (p *Pipe) Send(folder string, msgs []migrate.Outgoing, done func([]migrate.AppendResult)) {
-	b := &pipeBatch{folder: folder, msgs: msgs, done: make(chan struct{}), report: done}
+func (p *Pipe) Send(ctx context.Context, folder string, msgs []migrate.Outgoing, done func([]migrate.AppendResult)) {
+	b := &pipeBatch{ctx: ctx, folder: folder, msgs: msgs, done: make(chan struct{}), report: done}
 	p.mu.Lock()
 	if prev, ok := p.last[folder]; ok {
 		b.prev = prev
@@ -104,6 +105,10 @@ func (p *Pipe) worker() {
 	}
 	connect() // at once: the handshakes overlap with the source's listing
 	for b := range p.jobs {
+		if b.ctx.Err() != nil {
+			p.report(b, failAll(len(b.msgs), migrate.ErrNotSent))
+			continue
+		}
 		connect()
 		if c == nil {
 			p.report(b, failAll(len(b.msgs), err))
@@ -116,7 +121,7 @@ func (p *Pipe) worker() {
 			}
 			continue
 		}
-		res, broken := c.appendBatch(b.folder, b.msgs, b.prev)
+		res, broken := c.appendBatch(b.ctx, b.folder, b.msgs, b.prev)
 		if broken {
 			c.close()
 			c, err = nil, nil
@@ -474,7 +479,7 @@ func (c *pipeConn) logout() {
 // it, else as one APPEND each, pipelined when literals need not wait for the
 // server's "+". The first command's final CRLF waits for gate. broken means
 // the connection is out of step and must be closed.
-func (c *pipeConn) appendBatch(folder string, msgs []migrate.Outgoing, gate <-chan struct{}) (res []migrate.AppendResult, broken bool) {
+func (c *pipeConn) appendBatch(ctx context.Context, folder string, msgs []migrate.Outgoing, gate <-chan struct{}) (res []migrate.AppendResult, broken bool) {
 	res = make([]migrate.AppendResult, len(msgs))
 	per := 1
 	if c.caps["MULTIAPPEND"] && !c.cfg.noMultiAppend {
@@ -497,13 +502,29 @@ func (c *pipeConn) appendBatch(folder string, msgs []migrate.Outgoing, gate <-ch
 	if !plus {
 		<-gate // no pipelining without LITERAL+: keep it simple and ordered
 	}
-	for from := 0; from < len(msgs); from += per {
+	stopped := false // the run was stopped: what is not begun is not sent
+	for from := 0; from < len(msgs) && !stopped; from += per {
 		to := min(from+per, len(msgs))
+		if ctx.Err() != nil {
+			for j := from; j < len(msgs); j++ {
+				res[j].Err = migrate.ErrNotSent
+			}
+			break
+		}
 		c.tag++
 		u := unit{tag: c.tag, from: from, to: to}
 		units = append(units, u)
 		c.bw.WriteString("p" + strconv.Itoa(u.tag) + " APPEND " + box)
 		for i := from; i < to; i++ {
+			if i > from && ctx.Err() != nil {
+				// End the MULTIAPPEND here: the server commits what it
+				// has (RFC 3502), the rest is not sent.
+				for j := i; j < len(msgs); j++ {
+					res[j].Err = migrate.ErrNotSent
+				}
+				to, units[len(units)-1].to, stopped = i, i, true
+				break
+			}
 			m := msgs[i]
 			var sb strings.Builder
 			sb.WriteString(" (" + strings.Join(m.Flags, " ") + ")")

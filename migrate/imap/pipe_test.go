@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -105,7 +106,7 @@ func TestPipeOrder(t *testing.T) {
 				Flags: []string{`\Seen`, "$Label" + strconv.Itoa(n%3)}, Date: date.Add(time.Duration(n) * time.Minute)})
 			n++
 		}
-		p.Send("INBOX", msgs, func(res []migrate.AppendResult) {
+		p.Send(context.Background(), "INBOX", msgs, func(res []migrate.AppendResult) {
 			mu.Lock()
 			defer mu.Unlock()
 			for i, r := range res {
@@ -153,7 +154,7 @@ func TestPipeFolders(t *testing.T) {
 	var mu sync.Mutex
 	results := map[string][]migrate.AppendResult{}
 	for i, folder := range []string{"Réunions & Co", "Missing", "Réunions & Co"} {
-		p.Send(folder, []migrate.Outgoing{{Body: migrate.BodyFromBytes(testMessage(i, 100))}}, func(res []migrate.AppendResult) {
+		p.Send(context.Background(), folder, []migrate.Outgoing{{Body: migrate.BodyFromBytes(testMessage(i, 100))}}, func(res []migrate.AppendResult) {
 			mu.Lock()
 			results[folder+strconv.Itoa(i)] = res
 			mu.Unlock()
@@ -180,7 +181,7 @@ func TestPipeFolders(t *testing.T) {
 	bad.Password = func() (string, error) { return "wrong", nil }
 	p = New(bad).Pipe(1)
 	var res []migrate.AppendResult
-	p.Send("INBOX", []migrate.Outgoing{{Body: migrate.BodyFromBytes(testMessage(9, 100))}}, func(r []migrate.AppendResult) { res = r })
+	p.Send(context.Background(), "INBOX", []migrate.Outgoing{{Body: migrate.BodyFromBytes(testMessage(9, 100))}}, func(r []migrate.AppendResult) { res = r })
 	p.Close()
 	var auth *migrate.AuthError
 	if !errors.As(res[0].Err, &auth) {
@@ -285,7 +286,7 @@ func (s *script) serve(conn net.Conn) {
 
 func sendOne(p migrate.Pipe, msgs []migrate.Outgoing) []migrate.AppendResult {
 	var res []migrate.AppendResult
-	p.Send("INBOX", msgs, func(r []migrate.AppendResult) { res = r })
+	p.Send(context.Background(), "INBOX", msgs, func(r []migrate.AppendResult) { res = r })
 	p.Close()
 	return res
 }
@@ -384,7 +385,7 @@ func TestPipeScripted(t *testing.T) {
 		var mu sync.Mutex
 		ok, refused := 0, 0
 		for range 8 {
-			p.Send("INBOX", threeMessages(), func(res []migrate.AppendResult) {
+			p.Send(context.Background(), "INBOX", threeMessages(), func(res []migrate.AppendResult) {
 				mu.Lock()
 				defer mu.Unlock()
 				var auth *migrate.AuthError
