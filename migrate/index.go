@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/mailmove/mailmove/mime"
 )
@@ -49,6 +50,8 @@ type folderIndex struct {
 	one  map[indexKey]candidate   // most keys name one message
 	more map[indexKey][]candidate // the others, every candidate
 	fps  map[uint32]string        // fingerprints fetched so far, by UID
+	last uint32                   // the highest UID read
+	read time.Time                // when it was last read
 }
 
 func newIndex() *folderIndex {
@@ -57,11 +60,23 @@ func newIndex() *folderIndex {
 
 func buildIndex(ctx context.Context, d Destination, folder string) (*folderIndex, error) {
 	idx := newIndex()
-	err := d.Scan(ctx, folder, func(e Existing) error {
+	return idx, idx.refresh(ctx, d, folder)
+}
+
+// refresh adds what the folder received since the index last read it: the
+// messages with higher UIDs (another run's appends, the provider's new
+// mail).
+func (idx *folderIndex) refresh(ctx context.Context, d Destination, folder string) error {
+	from := idx.last + 1
+	if idx.last == 0 {
+		from = 0
+	}
+	idx.read = time.Now()
+	return d.Scan(ctx, folder, from, func(e Existing) error {
 		idx.add(IndexKey(mime.ParseHeader(e.Header)), e.UID, e.Size)
+		idx.last = max(idx.last, e.UID)
 		return nil
 	})
-	return idx, err
 }
 
 func (idx *folderIndex) add(key string, uid uint32, size int64) {

@@ -148,10 +148,11 @@ type Destination interface {
 	// Mailbox readies a folder for appending, creating it when it is missing
 	// and create is true. Idempotent.
 	Mailbox(ctx context.Context, name string, create bool) (MailboxInfo, error)
-	// Scan calls fn once for every message the folder holds. A folder that
-	// does not exist holds nothing. fn must not call the Destination: the
-	// listing is still arriving on the same connection.
-	Scan(ctx context.Context, folder string, fn func(Existing) error) error
+	// Scan calls fn once for every message the folder holds with a UID of
+	// from or more (0 or 1: every message). A folder that does not exist
+	// holds nothing. fn must not call the Destination: the listing is still
+	// arriving on the same connection.
+	Scan(ctx context.Context, folder string, from uint32, fn func(Existing) error) error
 	// FetchBody writes the whole content of one message to w; ErrNoMessage
 	// when the folder has no message with that UID.
 	FetchBody(ctx context.Context, folder string, uid uint32, w io.Writer) error

@@ -46,6 +46,10 @@ type Options struct {
 	Retries        int           // attempts on a transient error; default 5
 	AuthPause      time.Duration // before the one retry of a login refused "for now"; default 15 minutes
 	Backoff        time.Duration // first pause between attempts; default 2 s, doubling
+	// SharedDestination says another run copies into the same destination
+	// account at the same time (from another source): what a folder holds
+	// is read again, for what that run appended, every few seconds.
+	SharedDestination bool
 	// RecopyMissing copies again what the state records as copied but the
 	// destination no longer holds (deleted there): by default it is
 	// reported and left alone.
@@ -1134,6 +1138,12 @@ func (r *runner) lookup(ctx context.Context, folder, key string, hasMID bool, si
 			return 0, false, err
 		}
 		r.idx[folder] = ix
+	} else if r.opt.SharedDestination && time.Since(ix.read) > 2*time.Second {
+		// Another run copies into the same account now: what it appended
+		// since is looked for too, read a few seconds at a time.
+		if err := ix.refresh(ctx, r.dst, folder); err != nil {
+			return 0, false, err
+		}
 	}
 	return ix.find(ctx, r.dst, folder, key, hasMID, size, fp)
 }

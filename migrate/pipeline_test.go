@@ -99,7 +99,7 @@ func (e *env) run(t testing.TB, d migrate.Destination) migrate.Summary {
 func (e *env) inbox(t *testing.T) []string {
 	t.Helper()
 	var uids []uint32
-	err := e.dst.Scan(context.Background(), "INBOX", func(x migrate.Existing) error {
+	err := e.dst.Scan(context.Background(), "INBOX", 0, func(x migrate.Existing) error {
 		uids = append(uids, x.UID)
 		return nil
 	})
@@ -407,7 +407,7 @@ func TestQuarantineRetry(t *testing.T) {
 		t.Fatalf("quarantine not emptied: %+v", items)
 	}
 	var got int
-	e.dst.Scan(context.Background(), "Archive", func(migrate.Existing) error { got++; return nil })
+	e.dst.Scan(context.Background(), "Archive", 0, func(migrate.Existing) error { got++; return nil })
 	if got != 2 {
 		t.Fatalf("Archive holds %d, want 2", got)
 	}

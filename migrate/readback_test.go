@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 	"testing"
 
 	"github.com/mailmove/mailmove/migrate"
@@ -170,5 +172,39 @@ func TestUndoRefusesForeignUIDs(t *testing.T) {
 				t.Fatalf("INBOX holds %d: the user's own mail is touched", len(got))
 			}
 		})
+	}
+}
+
+// otherRun appends, when the run appends its first message, one message of
+// the same mailbox as another run copying into the account would.
+type otherRun struct {
+	migrate.Destination
+	msg  string
+	once sync.Once
+}
+
+func (o *otherRun) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	o.once.Do(func() {
+		o.Destination.Append(ctx, folder, migrate.Outgoing{Body: migrate.BodyFromBytes([]byte(o.msg))})
+		time.Sleep(2100 * time.Millisecond) // past the index's refresh interval
+	})
+	return o.Destination.Append(ctx, folder, m)
+}
+
+// TestSharedDestination: a message another run appended after this run
+// read the folder is found there, not copied a second time.
+func TestSharedDestination(t *testing.T) {
+	var msgs []string
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, msg(i, true))
+	}
+	e := newEnv(t, msgs)
+	sum, err := migrate.Run(context.Background(), e.src, &otherRun{Destination: e.dst, msg: msgs[5]}, e.state,
+		migrate.Options{SharedDestination: true})
+	if err != nil || sum.Copied != 9 || sum.Present != 1 {
+		t.Fatalf("copied %d, present %d: %v", sum.Copied, sum.Present, err)
+	}
+	if got := len(e.inbox(t)); got != 10 {
+		t.Fatalf("INBOX holds %d", got)
 	}
 }

@@ -104,7 +104,7 @@ func Undo(ctx context.Context, dst Destination, cp Checkpoint, plan UndoPlan) (i
 	var refused []UndoRefusal
 	for _, f := range folders {
 		held := map[uint32]Existing{}
-		if err := dst.Scan(ctx, f, func(x Existing) error {
+		if err := dst.Scan(ctx, f, 0, func(x Existing) error {
 			x.Header = append([]byte(nil), x.Header...)
 			held[x.UID] = x
 			return nil

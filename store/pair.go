@@ -119,3 +119,27 @@ func (e *PairLocked) Error() string {
 	}
 	return s
 }
+
+// LockAccount takes the lock of a destination account in dir, held for a
+// whole run. When another run holds it (copying into the same account from
+// another source) it is not an error: it returns nil and what that run said
+// of itself, and the caller reads the destination again as it goes.
+func LockAccount(dir, dest, source string) (*PairLock, string, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "locks"), 0o700); err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256([]byte("account\x00" + dest))
+	path := filepath.Join(dir, "locks", hex.EncodeToString(sum[:12])+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := tryLock(f); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		return nil, strings.TrimSpace(string(holder)), nil
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(source+"\n"), 0)
+	return &PairLock{f: f}, "", nil
+}

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"

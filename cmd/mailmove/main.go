@@ -268,6 +268,7 @@ type Main struct {
 	closeParts     bool
 	maxMessage     string
 	recopyMissing  bool
+	sharedWith     string // another run copying into the same account now, from this source
 	showRepairs    bool
 	quarantine     string // "list" or "retry": the quarantine subcommands
 	command        string // status, verify or undo
@@ -330,7 +331,9 @@ Flags:
 `
 
 // isHelp reports whether arg asks for help.
-func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
 
 const quarantineUsage = `Usage:
   mailmove quarantine list --from SRC --to DST [--state FILE]
@@ -615,6 +618,16 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 			return sum, err
 		}
 		defer lock.Release()
+		// Another source copying into the same account now: its copies
+		// are looked for as this run goes, so none is doubled.
+		acct, holder, err := store.LockAccount(defaultStateDir(), pair[1], pair[0])
+		if err != nil {
+			return sum, err
+		}
+		defer acct.Release()
+		if acct == nil {
+			m.sharedWith = holder
+		}
 	}
 	switch st, err := os.Stat(statePath); {
 	case m.dryRun && errors.Is(err, os.ErrNotExist):
@@ -697,31 +710,35 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		}
 		fmt.Fprintf(m.Stderr, "mailmove %s %s to %s (run %s, state %s)\n", verb, src.Describe(), dst.Describe(), runID, statePath)
 	}
+	if m.sharedWith != "" && !m.quiet {
+		fmt.Fprintf(m.Stderr, "mailmove: another mailmove run is copying into %s now (from %s): what it copies is looked for as this run goes\n", to.User+"@"+to.Host, m.sharedWith)
+	}
 	var status *statusFile
 	if !m.dryRun {
 		status = newStatusFile(statePath, runID, src.Describe(), dst.Describe())
 		obs = multi{obs, status}
 	}
 	sum, err = migrate.Run(ctx, src, dst, cp, migrate.Options{
-		Folder:         m.folder,
-		FolderMap:      folderMap,
-		Spam:           spamPolicy,
-		JunkFolder:     m.junkFolder,
-		GuardRatio:     m.spamGuard,
-		TrustHeaders:   m.spamTrust,
-		KeepDuplicates: m.keepDuplicates,
-		DryRun:         m.dryRun,
-		SpoolDir:       spoolDir(m.dryRun, statePath),
-		Run:            runID,
-		Observer:       obs,
-		Keep:           migrate.DirKeeper{Dir: quarantineDir(statePath)},
-		Archive:        migrate.DirKeeper{Dir: strings.TrimSuffix(statePath, ".db") + ".originals"},
-		ReviewFolder:   m.reviewFolder,
-		EncodeHeaders:  m.encodeHeaders,
-		FoldLines:      m.foldLines,
-		CloseParts:     m.closeParts,
-		RecopyMissing:  m.recopyMissing,
-		Connections:    appendConnections(m.connections, m.maxConns, to.Host),
+		Folder:            m.folder,
+		FolderMap:         folderMap,
+		Spam:              spamPolicy,
+		JunkFolder:        m.junkFolder,
+		GuardRatio:        m.spamGuard,
+		TrustHeaders:      m.spamTrust,
+		KeepDuplicates:    m.keepDuplicates,
+		DryRun:            m.dryRun,
+		SpoolDir:          spoolDir(m.dryRun, statePath),
+		Run:               runID,
+		Observer:          obs,
+		Keep:              migrate.DirKeeper{Dir: quarantineDir(statePath)},
+		Archive:           migrate.DirKeeper{Dir: strings.TrimSuffix(statePath, ".db") + ".originals"},
+		ReviewFolder:      m.reviewFolder,
+		EncodeHeaders:     m.encodeHeaders,
+		FoldLines:         m.foldLines,
+		CloseParts:        m.closeParts,
+		RecopyMissing:     m.recopyMissing,
+		SharedDestination: m.sharedWith != "",
+		Connections:       appendConnections(m.connections, m.maxConns, to.Host),
 	})
 	var until *untilReached
 	if errors.As(context.Cause(ctx), &until) && errors.Is(err, context.Canceled) {

@@ -479,7 +479,7 @@ func (d *Destination) Mailbox(ctx context.Context, name string, create bool) (mi
 }
 
 // Scan implements migrate.Destination.
-func (d *Destination) Scan(ctx context.Context, folder string, fn func(migrate.Existing) error) error {
+func (d *Destination) Scan(ctx context.Context, folder string, from uint32, fn func(migrate.Existing) error) error {
 	if err := d.list(ctx); err != nil {
 		return err
 	}
@@ -497,15 +497,22 @@ func (d *Destination) Scan(ctx context.Context, folder string, fn func(migrate.E
 		if err != nil || data.NumMessages == 0 {
 			return err
 		}
-		cmd := c.Fetch(imapv2.SeqSet{imapv2.SeqRange{Start: 1, Stop: 0}}, &imapv2.FetchOptions{
-			UID: true, RFC822Size: true, BodySection: []*imapv2.FetchItemBodySection{section},
-		})
+		opts := &imapv2.FetchOptions{UID: true, RFC822Size: true, BodySection: []*imapv2.FetchItemBodySection{section}}
+		var cmd *imapclient.FetchCommand
+		if from > 1 {
+			cmd = c.Fetch(imapv2.UIDSet{imapv2.UIDRange{Start: imapv2.UID(from), Stop: 0}}, opts)
+		} else {
+			cmd = c.Fetch(imapv2.SeqSet{imapv2.SeqRange{Start: 1, Stop: 0}}, opts)
+		}
 		var ferr error
 		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 			buf, err := msg.Collect()
 			if err != nil {
 				ferr = err
 				break
+			}
+			if uint32(buf.UID) < from {
+				continue // "from:*" names the last message when none is newer
 			}
 			if ferr == nil {
 				ferr = fn(migrate.Existing{UID: uint32(buf.UID), Size: buf.RFC822Size, Header: buf.FindBodySection(section)})
