@@ -22,8 +22,9 @@ type CRLFWriter struct {
 	Collapsed int64
 	Runs      []CRRun
 
-	crs  int  // CRs seen and not yet written: a LF may still follow
-	last byte // last byte written, 0 before the first
+	crs   int  // CRs seen and not yet written: a LF may still follow
+	last  byte // last byte written
+	wrote bool // anything was (a message may end with a NUL byte)
 }
 
 var crlf = []byte{'\r', '\n'}
@@ -34,7 +35,7 @@ func (c *CRLFWriter) out(b []byte) error {
 	}
 	n, err := c.W.Write(b)
 	c.N += int64(n)
-	c.last = b[len(b)-1]
+	c.last, c.wrote = b[len(b)-1], true
 	return err
 }
 
@@ -208,7 +209,7 @@ func (c *CRLFWriter) Close() error {
 	if c.crs > 0 {
 		return c.loneCRs()
 	}
-	if c.last != 0 && c.last != '\n' {
+	if c.wrote && c.last != '\n' {
 		return c.out(crlf)
 	}
 	return nil

@@ -293,3 +293,15 @@ func TestCRRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestCRLFWriterNULEnd: a message ending with a NUL byte still gets its
+// final line break.
+func TestCRLFWriterNULEnd(t *testing.T) {
+	var out bytes.Buffer
+	w := &CRLFWriter{W: &out}
+	w.Write([]byte("a\x00"))
+	w.Close()
+	if out.String() != "a\x00\r\n" {
+		t.Fatalf("%q", out.String())
+	}
+}

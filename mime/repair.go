@@ -314,14 +314,20 @@ func synthetic(text []byte, date time.Time, subject, note string) []byte {
 		charset = "iso-8859-1" // every byte is a character: nothing is lost
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "From: mailmove <mailmove@localhost.invalid>\r\nSubject: %s\r\nDate: %s\r\n", subject, date.UTC().Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "Message-ID: <%s@mailmove.invalid>\r\nMIME-Version: 1.0\r\n", hex.EncodeToString(sum[:12]))
-	fmt.Fprintf(&b, "Content-Type: text/plain; charset=%s\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", charset)
+	writeSyntheticHead(&b, sum, charset, date, subject)
 	b.WriteString(note)
 	if len(bytes.TrimSpace(text)) > 0 {
 		b.Write(bytes.TrimLeft(text, "\r\n"))
 	}
 	return toCRLF(b.Bytes())
+}
+
+// writeSyntheticHead writes the header synthetic puts above a text whose
+// SHA-256 is sum.
+func writeSyntheticHead(b *bytes.Buffer, sum [32]byte, charset string, date time.Time, subject string) {
+	fmt.Fprintf(b, "From: mailmove <mailmove@localhost.invalid>\r\nSubject: %s\r\nDate: %s\r\n", subject, date.UTC().Format(time.RFC1123Z))
+	fmt.Fprintf(b, "Message-ID: <%s@mailmove.invalid>\r\nMIME-Version: 1.0\r\n", hex.EncodeToString(sum[:12]))
+	fmt.Fprintf(b, "Content-Type: text/plain; charset=%s\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", charset)
 }
 
 // ensureMIME adds MIME-Version to a message whose parts were re-encoded:
