@@ -1,9 +1,13 @@
 package couriertest
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
+	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +209,40 @@ func TestPOP3ConnectionsPerIP(t *testing.T) {
 	s := need(t)
 	for range 6 {
 		pop3s(t, s)
+	}
+}
+
+// TestPipelinedAfterLogin witnesses a Courier behaviour that matters to a
+// pipelining client: commands sent behind LOGIN, before its OK, are lost.
+// imaplogin reads them into its buffer, then execs imapd for the session,
+// which never sees them (RFC 9051 section 5.5 lets a client pipeline them).
+func TestPipelinedAfterLogin(t *testing.T) {
+	s := need(t)
+	u, err := s.AddUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", s.Addrs().IMAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "a LOGIN %s %s\r\nb NOOP\r\n", u.Name, u.Password)
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "a OK") {
+		t.Fatalf("LOGIN: %q, %v", l, err)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	if l, err := r.ReadString('\n'); err == nil {
+		t.Fatalf("the NOOP sent behind LOGIN was answered (%q): Courier no longer loses pipelined commands", l)
+	}
+	// The session itself works: the next command is answered.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "c NOOP\r\n")
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "c OK") {
+		t.Fatalf("NOOP after LOGIN's OK: %q, %v", l, err)
 	}
 }

@@ -55,6 +55,7 @@ type Server struct {
 	mu     sync.Mutex
 	nUsers int
 	seeded int
+	seedMu sync.Mutex // one Seed at a time: each numbers files from the last UID
 }
 
 var _ mailserver.Server = (*Server)(nil)
@@ -313,6 +314,8 @@ func (s *Server) examine(u mailserver.User) (string, int, error) {
 // as is over POP3, so a bare LF is written as CRLF.
 func (s *Server) Seed(u mailserver.User, msgs [][]byte) error {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.seedMu.Lock()
+	defer s.seedMu.Unlock()
 	s.mu.Lock()
 	first := s.seeded
 	s.seeded += len(msgs)
