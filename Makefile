@@ -1,10 +1,11 @@
 # mailmove: the two set-up commands are `make demo` (zero set-up beyond Go)
-# and `make test` (installs and starts what it needs: Dovecot from Debian).
+# and `make test` (installs and starts what it needs: Dovecot from Debian,
+# and Cyrus, Courier and popa3d unpacked from Debian packages).
 
 GO ?= go
 export CI
 
-.PHONY: isync all build install demo test vet unit dovecot fuzz bench clean
+.PHONY: isync all build install demo test vet unit dovecot servers fuzz bench clean
 
 all: build
 
@@ -35,7 +36,15 @@ dovecot:
 		echo "dovecot not installed: integration tests will be skipped"; \
 	fi
 
-test: vet dovecot
+# Cyrus, Courier and popa3d for the integration tests, unpacked (their
+# packages conflict with Dovecot's). Under CI=true a failure is an error;
+# elsewhere their tests are skipped, loudly.
+servers:
+	@bash internal/mailserver/install-servers.sh \
+		|| { [ "$$CI" != true ] || { echo "CI=true: Cyrus, Courier and popa3d are required"; exit 1; }; \
+		     echo "note: Cyrus, Courier and popa3d tests will be skipped"; }
+
+test: vet dovecot servers
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 # Short fuzzing of every parser of untrusted bytes (not part of make test).

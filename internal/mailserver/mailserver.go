@@ -12,6 +12,8 @@
 package mailserver
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"testing"
@@ -97,4 +99,18 @@ func Need[S Server](t testing.TB, name string, s S, err error) S {
 // not run although `go test` says ok.
 func Skipped(name string, err error) {
 	fmt.Fprintf(os.Stderr, "\n*** %s tests SKIPPED: %v\n*** (make test installs it as root; CI=true makes this a failure)\n\n", name, err)
+}
+
+// TLSConfig verifies a server's certificate against the CA in caFile, for
+// the name 127.0.0.1, as mailmove does with --ca-file.
+func TLSConfig(caFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", caFile)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}, nil
 }
