@@ -26,6 +26,14 @@ func (b *Body) Open() io.Reader {
 	return bytes.NewReader(b.mem)
 }
 
+// ReaderAt returns the content for reading at offsets.
+func (b *Body) ReaderAt() io.ReaderAt {
+	if b.file != nil {
+		return b.file
+	}
+	return bytes.NewReader(b.mem)
+}
+
 // Release frees the content; the Body must not be used afterwards.
 func (b *Body) Release() {
 	if b.file != nil {

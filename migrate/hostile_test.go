@@ -136,3 +136,22 @@ type cancelAfterNotes struct {
 }
 
 func (c *cancelAfterNotes) Planned(int, int64, int) { time.AfterFunc(time.Second, c.cancel) }
+
+// TestTooLargeAnnounced: a message LIST announces as larger than allowed is
+// not even downloaded: it fails alone, and the others are read in step.
+func TestTooLargeAnnounced(t *testing.T) {
+	e := newEnv(t, []string{msg(1, true), msg(5, true), msg(2, true)})
+	src := pop3.NewSource(pop3.SourceConfig{Addr: e.pop.Addr(), User: "u", Password: func() (string, error) { return "p", nil },
+		Options: pop3.Options{TLSConfig: e.clientTLS, Timeout: 5 * time.Second}, MaxMessage: int64(len(msg(5, true)) - 1)})
+	defer src.Close()
+	ev := &recorder{}
+	sum, err := migrate.Run(context.Background(), src, e.dst, e.state, migrate.Options{Observer: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, retrs := e.pop.Counts()
+	checkSecondFailed(t, e, sum, ev, "more than the")
+	if retrs != 2 {
+		t.Errorf("%d RETR answered, want 2 (the large one not asked for)", retrs)
+	}
+}

@@ -884,13 +884,41 @@ func (r *runner) deliver(ctx context.Context, j *job, attempt int) error {
 // original is archived first and the repaired content returned; otherwise
 // body itself. refusal, when set, is the server's refusal that asked for it.
 func (r *runner) repair(rec *Record, ev *Event, body *Body, opts mime.RepairOptions, refusal string) (*Body, error) {
-	data, err := io.ReadAll(body.Open())
-	if err != nil {
-		return nil, &stopError{fmt.Errorf("read spooled message: %w", err)}
-	}
-	res := mime.Repair(data, opts)
-	if !res.Changed {
-		return body, nil
+	var res mime.Repaired
+	var out *Body
+	if body.Size() > mime.StreamAbove {
+		// Too large to hold: repaired from its spool file into another.
+		sw := &spoolWriter{dir: r.opt.SpoolDir, limit: r.opt.SpoolLimit, hint: body.Size()}
+		var err error
+		res, err = mime.RepairTo(body.ReaderAt(), body.Size(), opts, sw)
+		if errors.Is(err, mime.ErrHeaderTooLong) {
+			sw.abort()
+			r.noteOnce("header too long", "a message of %d bytes whose header goes on for more than a megabyte is copied as it is, not repaired", body.Size())
+			return body, nil
+		}
+		if err == nil && res.Changed {
+			out, err = sw.body()
+		} else {
+			sw.abort()
+		}
+		if err != nil {
+			return nil, &stopError{fmt.Errorf("repair a spooled message in %s: %w", r.opt.SpoolDir, err)}
+		}
+		if !res.Changed {
+			return body, nil
+		}
+		ev.RepairDiff = headDiff(body, out)
+	} else {
+		data, err := io.ReadAll(body.Open())
+		if err != nil {
+			return nil, &stopError{fmt.Errorf("read spooled message: %w", err)}
+		}
+		res = mime.Repair(data, opts)
+		if !res.Changed {
+			return body, nil
+		}
+		ev.RepairDiff = mime.HeaderDiff(data, res.Msg)
+		out = BodyFromBytes(res.Msg)
 	}
 	if refusal != "" {
 		for i := range res.Findings {
@@ -898,30 +926,49 @@ func (r *runner) repair(rec *Record, ev *Event, body *Body, opts mime.RepairOpti
 		}
 	}
 	ev.Repairs, rec.Repairs = res.Findings, res.Codes()
-	ev.RepairDiff = mime.HeaderDiff(data, res.Msg)
 	if res.Review {
 		rec.Folder, ev.Folder = r.opt.ReviewFolder, r.opt.ReviewFolder
 	}
 	if r.opt.Archive != nil && !r.opt.DryRun && rec.Original == "" {
 		path, err := r.opt.Archive.Keep(*rec, body)
 		if err != nil {
+			out.Release()
 			return nil, &stopError{fmt.Errorf("keep the original of a repaired message: %w", err)}
 		}
 		rec.Original, ev.Original = path, path
 	}
-	return BodyFromBytes(res.Msg), nil
+	return out, nil
+}
+
+// headDiff is mime.HeaderDiff for messages too large to read whole: the
+// headers compared, the bodies by size.
+func headDiff(before, after *Body) []string {
+	head := func(b *Body) []byte {
+		p := &mime.Probe{}
+		io.Copy(p, io.LimitReader(b.Open(), 1<<20))
+		return p.Header()
+	}
+	hb, ha := head(before), head(after)
+	var out []string
+	for _, l := range mime.HeaderDiff(hb, ha) {
+		if !strings.HasPrefix(l, "body:") {
+			out = append(out, l)
+		}
+	}
+	if bb, ab := before.Size()-int64(len(hb)), after.Size()-int64(len(ha)); bb != ab {
+		out = append(out, fmt.Sprintf("body: %d bytes before, %d after", bb, ab))
+	}
+	return out
 }
 
 // describe fills in what the record and the event say of the content to be
 // sent: its fingerprint, size and identity at the destination.
 func (r *runner) describe(rec *Record, ev *Event, send *Body, h mime.Header, fp string) {
 	if len(rec.Repairs) > 0 {
-		data := send.mem // a repaired message is built in memory
-		if send.file != nil {
-			data, _ = io.ReadAll(send.Open())
-		}
-		h = mime.ParseHeader(data)
-		fp = mime.FingerprintBytes(data).String()
+		// Read as it streams: a repaired message may be a large file.
+		f, p := mime.NewFingerprinter(), &mime.Probe{}
+		io.Copy(io.MultiWriter(f, p), send.Open())
+		h, fp = mime.ParseHeader(p.Header()), f.Sum().String()
 	}
 	rec.Fingerprint, rec.Key, rec.Size, rec.MessageID = fp, IndexKey(h), send.Size(), mime.MessageID(h)
 	ev.Fingerprint, ev.Size, ev.MessageID = fp, send.Size(), rec.MessageID

@@ -230,11 +230,6 @@ func expected(src io.Reader, r Record, spoolDir string) (*Body, error) {
 	if err != nil || len(r.Repairs) == 0 {
 		return body, err
 	}
-	data, err := io.ReadAll(body.Open())
-	body.Release()
-	if err != nil {
-		return nil, err
-	}
 	opts := mime.RepairOptions{Date: r.Date}
 	for _, c := range r.Repairs {
 		switch c {
@@ -245,6 +240,21 @@ func expected(src io.Reader, r Record, spoolDir string) (*Body, error) {
 		case "multipart-unclosed":
 			opts.CloseParts = true
 		}
+	}
+	if body.Size() > mime.StreamAbove {
+		out := &spoolWriter{dir: spoolDir, limit: 1 << 20, hint: body.Size()}
+		res, err := mime.RepairTo(body.ReaderAt(), body.Size(), opts, out)
+		if err != nil || !res.Changed {
+			out.abort()
+			return body, nil // sent as it was
+		}
+		body.Release()
+		return out.body()
+	}
+	defer body.Release()
+	data, err := io.ReadAll(body.Open())
+	if err != nil {
+		return nil, err
 	}
 	return BodyFromBytes(mime.Repair(data, opts).Msg), nil
 }

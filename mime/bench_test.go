@@ -75,3 +75,28 @@ func BenchmarkClassify(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(headers)), "ns/msg")
 }
+
+// BenchmarkRepairTo: a 20 MB text with a NUL byte on every line, repaired
+// from a reader (as the pipeline repairs a large spool file) and in memory.
+func BenchmarkRepairTo(b *testing.B) {
+	var buf bytes.Buffer
+	buf.WriteString("From: a@example.org\r\nSubject: NUL\r\n\r\n")
+	for buf.Len() < 20<<20 {
+		buf.WriteString("a line of text that holds a NUL byte here: \x00 and goes on after it\r\n")
+	}
+	msg := buf.Bytes()
+	b.Run("stream", func(b *testing.B) {
+		b.SetBytes(int64(len(msg)))
+		for b.Loop() {
+			if _, err := mime.RepairTo(bytes.NewReader(msg), int64(len(msg)), mime.RepairOptions{}, io.Discard); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("memory", func(b *testing.B) {
+		b.SetBytes(int64(len(msg)))
+		for b.Loop() {
+			mime.Repair(msg, mime.RepairOptions{})
+		}
+	})
+}

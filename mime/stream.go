@@ -934,6 +934,7 @@ type trimCRLF struct {
 	r    io.Reader
 	keep func() bool
 	held []byte
+	buf  []byte
 	done bool
 }
 
@@ -947,10 +948,13 @@ func (t *trimCRLF) Read(p []byte) (int, error) {
 			t.held = t.held[n:]
 			return n, nil
 		}
-		buf := make([]byte, len(p)+2)
-		copy(buf, t.held)
-		n, err := t.r.Read(buf[len(t.held):])
-		data := buf[:len(t.held)+n]
+		if cap(t.buf) < len(p)+2 {
+			t.buf = make([]byte, len(p)+2)
+		}
+		buf := t.buf[:len(p)+2]
+		k0 := copy(buf, t.held)
+		n, err := t.r.Read(buf[k0:])
+		data := buf[:k0+n]
 		if err == io.EOF {
 			t.done = true
 			if !t.keep() && bytes.HasSuffix(data, []byte("\r\n")) {
@@ -965,7 +969,7 @@ func (t *trimCRLF) Read(p []byte) (int, error) {
 		// Hold back the last two bytes: they may be the CRLF to leave out.
 		k := max(0, len(data)-2)
 		out := copy(p, data[:k])
-		t.held = append([]byte(nil), data[out:]...)
+		t.held = append(t.held[:0], data[out:]...)
 		if out > 0 {
 			return out, nil
 		}
@@ -1057,7 +1061,8 @@ func unhex(c byte) byte {
 func base64LinesReader(r io.Reader) io.Reader {
 	pr, pw := io.Pipe()
 	go func() {
-		lw := &lineWrap{w: pw}
+		bw := bufio.NewWriterSize(pw, 64<<10)
+		lw := &lineWrap{w: bw}
 		enc := base64.NewEncoder(base64.StdEncoding, lw)
 		_, err := io.Copy(enc, r)
 		if err == nil {
@@ -1065,6 +1070,9 @@ func base64LinesReader(r io.Reader) io.Reader {
 		}
 		if err == nil {
 			err = lw.close()
+		}
+		if err == nil {
+			err = bw.Flush()
 		}
 		pw.CloseWithError(err)
 	}()
@@ -1107,10 +1115,14 @@ func (l *lineWrap) close() error {
 func qpReader(r io.Reader) io.Reader {
 	pr, pw := io.Pipe()
 	go func() {
-		w := quotedprintable.NewWriter(pw)
+		bw := bufio.NewWriterSize(pw, 64<<10)
+		w := quotedprintable.NewWriter(bw)
 		_, err := io.Copy(w, r)
 		if err == nil {
 			err = w.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
 		}
 		pw.CloseWithError(err)
 	}()
@@ -1121,10 +1133,14 @@ func qpReader(r io.Reader) io.Reader {
 func crlfReader(r io.Reader) io.Reader {
 	pr, pw := io.Pipe()
 	go func() {
-		w := &CRLFWriter{W: pw}
+		bw := bufio.NewWriterSize(pw, 64<<10)
+		w := &CRLFWriter{W: bw}
 		_, err := io.Copy(w, r)
 		if err == nil {
 			err = w.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
 		}
 		pw.CloseWithError(err)
 	}()

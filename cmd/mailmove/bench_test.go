@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -492,4 +493,66 @@ func busyCPU() float64 {
 		}
 	}
 	return total / 100
+}
+
+// BenchmarkRepairMemory measures peak memory while messages that need a
+// repair are copied (POP3 → IMAP over TLS, Dovecot at both ends): 50 MB of
+// text with NUL bytes (re-encoded as base64), 300 MB of text without a
+// header (given one), and 1.1 GB with NUL bytes. They are repaired from
+// their spool files, so memory stays that of the rest of the run.
+// BENCH_REPAIR_MAX (bytes) leaves out the larger ones.
+func BenchmarkRepairMemory(b *testing.B) {
+	srv := dovecottest.Need(b, dovecot)
+	limit := int64(2 << 30)
+	if s := os.Getenv("BENCH_REPAIR_MAX"); s != "" {
+		limit, _ = strconv.ParseInt(s, 10, 64)
+	}
+	for _, tc := range []struct {
+		name   string
+		size   int
+		header bool
+	}{{"50MB-NUL", 50 << 20, true}, {"300MB-headerless", 300 << 20, false}, {"1.1GB-NUL", 1100 << 20, true}} {
+		if int64(tc.size) > limit {
+			continue
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.Setenv("BENCH_ARGS", "--max-message-size 2G")
+			msg := repairCase(tc.size, tc.header)
+			src, err := srv.AddUser()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := srv.Seed(src, [][]byte{msg}); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				dst, err := srv.AddUser()
+				if err != nil {
+					b.Fatal(err)
+				}
+				took, rss, anon := benchMailmove(b, srv, src, dst, "pop3", "tls", "", 0)
+				if n := countINBOX(b, srv, dst); n != 1 {
+					b.Fatalf("mailmove delivered %d of 1", n)
+				}
+				reportRun(b, [][]byte{msg}, took, rss, anon)
+			}
+		})
+	}
+}
+
+// repairCase is a message of about size bytes of text, every line with a
+// NUL byte in it; without a header when header is false.
+func repairCase(size int, header bool) []byte {
+	buf := bytes.NewBuffer(make([]byte, 0, size+1024))
+	if header {
+		buf.WriteString("From: a@example.org\nSubject: NUL bytes\nMessage-ID: <nul@bench>\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\n")
+	}
+	for n := 0; buf.Len() < size; n++ {
+		if header {
+			fmt.Fprintf(buf, "line %d of a text that holds a NUL byte here: \x00 and goes on after it\n", n)
+		} else {
+			fmt.Fprintf(buf, "line %d of a text that has no header at all, saved by an old client\n", n)
+		}
+	}
+	return buf.Bytes()
 }

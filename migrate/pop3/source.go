@@ -377,7 +377,7 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 	for i, e := range entries {
 		if sent < len(entries) && sent <= i+window-window/8 {
 			for ; sent < len(entries) && sent < i+window; sent++ {
-				if n, ok := s.number(entries[sent]); ok {
+				if n, ok := s.number(entries[sent]); ok && entries[sent].Size <= s.maxMessage() {
 					if err := s.c.QueueRetr(n); err != nil {
 						s.drop()
 						return err
@@ -388,6 +388,15 @@ func (s *Source) Retrieve(ctx context.Context, entries []migrate.Entry, fn func(
 				s.drop()
 				return fmt.Errorf("retrieve: %w", err)
 			}
+		}
+		if max := s.maxMessage(); e.Size > max {
+			// Not downloaded at all: a night's bandwidth for nothing.
+			err := &migrate.Permanent{Err: fmt.Errorf("the POP3 server announces %d bytes for this message, more than the %d allowed: "+
+				"not copied (it is still on the server; --max-message-size allows larger messages)", e.Size, max)}
+			if err := fn(&migrate.Incoming{Entry: e, Err: err}); err != nil {
+				return err
+			}
+			continue
 		}
 		num, ok := s.number(e)
 		if !ok {
@@ -442,15 +451,19 @@ const DefaultMaxMessage = 1 << 30
 // to keep the idle timeout at bay is not.
 const minRate = 8 << 10 // bytes per second
 
+func (s *Source) maxMessage() int64 {
+	if s.cfg.MaxMessage > 0 {
+		return s.cfg.MaxMessage
+	}
+	return DefaultMaxMessage
+}
+
 // bound limits a message to what its announced size makes plausible (twice
 // it and a megabyte, as servers only approximate; at most MaxMessage) and
 // to the time twice that size takes at minRate, after the idle timeout
 // twice.
 func (s *Source) bound(r io.Reader, announced int64) *boundedReader {
-	limit := s.cfg.MaxMessage
-	if limit <= 0 {
-		limit = DefaultMaxMessage
-	}
+	limit := s.maxMessage()
 	if announced > 0 {
 		limit = min(limit, 2*announced+1<<20)
 	}
