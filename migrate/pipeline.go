@@ -396,7 +396,7 @@ func (r *runner) list(ctx context.Context) ([]Entry, error) {
 // for at the destination before anything is appended again.
 func (r *runner) reconcile(ctx context.Context, pending []Record, doneVerdict map[string]string) error {
 	slices.SortFunc(pending, func(a, b Record) int { return cmpString(a.ID, b.ID) })
-	for _, rec := range pending {
+	find := func(rec Record) (uint32, bool, error) {
 		var uid uint32
 		var found bool
 		err := r.withRetry(ctx, func() error {
@@ -404,11 +404,41 @@ func (r *runner) reconcile(ctx context.Context, pending []Record, doneVerdict ma
 			uid, found, err = r.lookup(ctx, rec.Folder, rec.Key, rec.MessageID != "", rec.Size, rec.Fingerprint)
 			return err
 		})
-		if err != nil {
+		return uid, found, err
+	}
+	uids := make([]uint32, len(pending))
+	found := make([]bool, len(pending))
+	missing := 0
+	for i, rec := range pending {
+		var err error
+		if uids[i], found[i], err = find(rec); err != nil {
 			return err
 		}
-		if found {
-			rec.State, rec.UID = Copied, uid
+		if !found[i] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		// The server may still be storing what the killed run sent it
+		// (Courier finishes an APPEND after its client is gone): look
+		// again after a moment before copying anything a second time.
+		if err := r.sleep(ctx, reconcileWait); err != nil {
+			return err
+		}
+		clear(r.idx)
+		for i, rec := range pending {
+			if found[i] {
+				continue
+			}
+			var err error
+			if uids[i], found[i], err = find(rec); err != nil {
+				return err
+			}
+		}
+	}
+	for i, rec := range pending {
+		if found[i] {
+			rec.State, rec.UID = Copied, uids[i]
 			rec.Reason = "found at the destination after an interrupted run"
 			r.done[rec.ID] = Copied
 			r.sum.Reconciled++
@@ -433,6 +463,10 @@ func (r *runner) reconcile(ctx context.Context, pending []Record, doneVerdict ma
 	}
 	return nil
 }
+
+// reconcileWait is how long a run waits before it looks a second time for
+// messages a killed run had in flight and it did not find.
+var reconcileWait = 3 * time.Second
 
 func (r *runner) retrieve(ctx context.Context, todo []Entry) error {
 	// A message the connection fails in the middle of, time after time (a

@@ -208,3 +208,35 @@ func TestSharedDestination(t *testing.T) {
 		t.Fatalf("INBOX holds %d", got)
 	}
 }
+
+// lateServer shows a folder empty the first time it is read, as a server
+// still storing what a killed run sent it does.
+type lateServer struct {
+	migrate.Destination
+	scans int
+}
+
+func (l *lateServer) Scan(ctx context.Context, folder string, from uint32, fn func(migrate.Existing) error) error {
+	if l.scans++; l.scans == 1 {
+		return nil
+	}
+	return l.Destination.Scan(ctx, folder, from, fn)
+}
+
+// TestReconcileLooksAgain: a message a killed run had in flight, not yet
+// visible when the next run first looks, is found when it looks again a
+// moment later, and not copied twice.
+func TestReconcileLooksAgain(t *testing.T) {
+	msgs := []string{msg(1, true)}
+	e := newEnv(t, msgs)
+	m := []byte(msgs[0])
+	if _, err := e.dst.Append(context.Background(), "INBOX", migrate.Outgoing{Body: migrate.BodyFromBytes(m)}); err != nil {
+		t.Fatal(err)
+	}
+	e.state.Put(migrate.Record{ID: "uidl:m0", State: migrate.Pending, Folder: "INBOX", Size: int64(len(m)),
+		Fingerprint: fpOf(m), Key: keyOf(m), MessageID: "1@test"})
+	sum := e.run(t, &lateServer{Destination: e.dst})
+	if sum.Reconciled != 1 || sum.Copied != 0 {
+		t.Fatalf("reconciled %d, copied %d", sum.Reconciled, sum.Copied)
+	}
+}

@@ -54,6 +54,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
 	os.Setenv("XDG_STATE_HOME", filepath.Join(home, "state"))
 	code := dovecottest.Main(m, &dovecot)
+	stopOthers()
 	os.RemoveAll(home)
 	os.Exit(code)
 }

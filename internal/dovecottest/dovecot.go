@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailmove/mailmove/internal/mailserver"
 	"github.com/mailmove/mailmove/internal/testcert"
 )
 
@@ -448,3 +449,23 @@ service anvil {
   }
 }
 `
+
+// Mailserver is s as a mailserver.Server, for the conformance suites.
+func (s *Server) Mailserver() mailserver.Server { return asServer{s} }
+
+type asServer struct{ s *Server }
+
+func (a asServer) Name() string { return "dovecot" }
+func (a asServer) Addrs() mailserver.Addrs {
+	return mailserver.Addrs{IMAP: a.s.IMAP, IMAPS: a.s.IMAPS, POP3: a.s.POP3, POP3S: a.s.POP3S}
+}
+func (a asServer) CAFile() string { return a.s.CAFile }
+func (a asServer) AddUser() (mailserver.User, error) {
+	u, err := a.s.AddUser()
+	return mailserver.User{Name: u.Name, Password: u.Password, Home: u.Home}, err
+}
+func (a asServer) Seed(u mailserver.User, msgs [][]byte) error {
+	return a.s.Seed(User{Name: u.Name, Password: u.Password, Home: u.Home}, msgs)
+}
+func (a asServer) Log() string { return a.s.Log() }
+func (a asServer) Stop()       {} // the package's TestMain stops it

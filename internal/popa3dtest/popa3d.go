@@ -14,6 +14,7 @@ package popa3dtest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -117,7 +118,7 @@ func (s *Server) start() error {
 	// inetd-style: socat accepts and forks; nofork makes the forked socat
 	// exec popa3d with the TCP socket itself as stdin and stdout.
 	cmd, err := srvproc.Command(m, `exec socat "$@"`,
-		fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork", ports[0]),
+		fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,nodelay", ports[0]), // nodelay: socat would hold back small replies for the delayed ACK (40 ms a round trip)
 		"EXEC:"+filepath.Join(srvproc.Root(), "usr/sbin/popa3d")+",nofork")
 	if err != nil {
 		return err
@@ -234,15 +235,9 @@ func (s *Server) Seed(u mailserver.User, msgs [][]byte) error {
 	s.mu.Unlock()
 	var box bytes.Buffer
 	for i, m := range msgs {
-		m = bytes.ReplaceAll(m, []byte("\r\n"), []byte("\n"))
-		if len(m) > 0 && m[len(m)-1] != '\n' {
-			m = append(m, '\n')
-		}
-		if bytes.HasPrefix(m, []byte("From ")) || bytes.Contains(m, []byte("\n\nFrom ")) {
-			return fmt.Errorf("popa3dtest: message %d has a \"From \" line after an empty line: popa3d would serve it as two messages", i)
-		}
-		if !bytes.HasPrefix(m, []byte("\n")) && !bytes.Contains(m, []byte("\n\n")) {
-			return fmt.Errorf("popa3dtest: message %d has no empty line after its header: popa3d would add one", i)
+		m = lf(m)
+		if err := servable(m); err != nil {
+			return fmt.Errorf("popa3dtest: message %d %v", i, err)
 		}
 		t := base.Add(time.Duration(first+i) * time.Second)
 		fmt.Fprintf(&box, "From mailmove@example.test %s\n", t.Format("Mon Jan _2 15:04:05 2006"))
@@ -259,3 +254,28 @@ func (s *Server) Seed(u mailserver.User, msgs [][]byte) error {
 	}
 	return f.Close()
 }
+
+// lf is a message as the mbox keeps it: LF line ends, and a final one.
+func lf(m []byte) []byte {
+	m = bytes.ReplaceAll(m, []byte("\r\n"), []byte("\n"))
+	if len(m) > 0 && m[len(m)-1] != '\n' {
+		m = append(m, '\n')
+	}
+	return m
+}
+
+func servable(m []byte) error {
+	if bytes.HasPrefix(m, []byte("From ")) || bytes.Contains(m, []byte("\n\nFrom ")) {
+		return errors.New("has a \"From \" line after an empty line: popa3d would serve it as two messages")
+	}
+	if !bytes.HasPrefix(m, []byte("\n")) && !bytes.Contains(m, []byte("\n\n")) {
+		return errors.New("has no empty line after its header: popa3d would add one")
+	}
+	return nil
+}
+
+// Servable reports whether popa3d can serve msg as it is: its mbox, which
+// it does not quote, cannot hold a "From " line after an empty line, and it
+// adds an empty line to a message that has none after its header (a CR CR
+// LF message has none it sees).
+func Servable(msg []byte) bool { return servable(lf(msg)) == nil }
