@@ -664,6 +664,7 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		Password:  func() (string, error) { return toPass, nil },
 		Mechanism: to.Auth,
 		Token:     func() (string, error) { return to.token(ctx) },
+		UTF8:      !m.encodeHeaders, // --encode-headers: always encoded, even where UTF8=ACCEPT would take them
 		TLS:       imapMode(to.TLS),
 		TLSConfig: toTLS,
 		Timeout:   m.timeout,

@@ -43,6 +43,10 @@ type Config struct {
 	// Debug, when set, receives the raw protocol both ways (go-imap's debug
 	// output); it must be a migrate.Redactor.
 	Debug io.Writer
+	// UTF8 lets 8-bit header bytes go as they are to a server that offers
+	// UTF8=ACCEPT (RFC 6855), over connections of mailmove's own; without
+	// it they are encoded first.
+	UTF8 bool
 	// Mechanism is "xoauth2" or "oauthbearer" to sign in with a bearer
 	// token from Token instead of a password. Token is asked again at every
 	// login: a long migration outlives a one-hour token.
@@ -64,6 +68,8 @@ type Destination struct {
 	delim    rune
 	ns       *migrate.Namespace // learnt once: it does not change between sessions
 	reached  bool               // a session was opened once
+	utf8     bool               // the server offers UTF8=ACCEPT
+	app      *pipeConn          // appends when UTF8 is used: go-imap has no UTF8 data item
 	rawList  bool               // go-imap cannot read this account's listing: listOwn reads it
 	skipped  []string           // folders whose names could not be read, left alone
 }
@@ -100,6 +106,10 @@ func (d *Destination) drop() {
 
 // Close implements migrate.Destination.
 func (d *Destination) Close() error {
+	if d.app != nil {
+		d.app.logout()
+		d.app = nil
+	}
 	if d.c == nil {
 		return nil
 	}
@@ -177,6 +187,12 @@ func (d *Destination) connect(ctx context.Context) error {
 				Transient: ierr.Code == imapv2.ResponseCodeUnavailable}}
 		}
 		return fmt.Errorf("log in to %s: %w", d.cfg.Addr, err)
+	}
+	if d.cfg.UTF8 && c.Caps().Has(imapv2.CapUTF8Accept) {
+		// RFC 6855: this session, too, sees 8-bit headers as they are (a
+		// server that downgrades them for other clients would make every
+		// read-back differ) and names folders in UTF-8.
+		conn.watch(ctx, d.cfg.Timeout, func() error { _, err := c.Enable(imapv2.CapUTF8Accept).Wait(); return err })
 	}
 	d.c, d.conn, d.reached = c, conn, true
 	return nil
@@ -307,6 +323,7 @@ func (d *Destination) list(ctx context.Context) error {
 				d.delim = b.Delim
 			}
 		}
+		d.utf8 = c.Caps().Has(imapv2.CapUTF8Accept)
 		if d.ns != nil {
 			return nil
 		}
@@ -369,7 +386,7 @@ func (d *Destination) Account(ctx context.Context) (migrate.Account, error) {
 	if err := d.list(ctx); err != nil {
 		return migrate.Account{}, err
 	}
-	acct := migrate.Account{Namespace: *d.ns}
+	acct := migrate.Account{Namespace: *d.ns, UTF8: d.cfg.UTF8 && d.utf8}
 	for _, s := range d.skipped {
 		acct.Notes = append(acct.Notes, "a destination folder whose name is not valid modified UTF-7 (RFC 3501 section 5.1.3) is left alone: "+s)
 	}
@@ -680,6 +697,9 @@ func (d *Destination) Remove(ctx context.Context, folder string, uidValidity uin
 
 // Append implements migrate.Destination.
 func (d *Destination) Append(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	if d.cfg.UTF8 && d.utf8 && header8bit(m.Body) {
+		return d.appendOwn(ctx, folder, m)
+	}
 	var out migrate.Appended
 	flags := make([]imapv2.Flag, len(m.Flags))
 	for i, f := range m.Flags {
@@ -702,6 +722,26 @@ func (d *Destination) Append(ctx context.Context, folder string, m migrate.Outgo
 		return nil
 	})
 	return out, classify(folder, err)
+}
+
+// appendOwn appends over a connection of mailmove's own, with UTF8=ACCEPT
+// enabled, for a message whose 8-bit header bytes go as they are.
+func (d *Destination) appendOwn(ctx context.Context, folder string, m migrate.Outgoing) (migrate.Appended, error) {
+	if d.app == nil {
+		c, err := dialPipe(ctx, d.cfg)
+		if err != nil {
+			return migrate.Appended{}, err
+		}
+		d.app = c
+	}
+	closed := make(chan struct{})
+	close(closed)
+	res, broken := d.app.appendBatch(context.WithoutCancel(ctx), folder, []migrate.Outgoing{m}, closed)
+	if broken {
+		d.app.close()
+		d.app = nil
+	}
+	return res[0].Appended, res[0].Err
 }
 
 // classify sorts a server's refusal of an APPEND: about this message only,

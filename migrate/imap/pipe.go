@@ -20,6 +20,7 @@ import (
 
 	"github.com/mailmove/mailmove/internal/wire"
 	"github.com/mailmove/mailmove/migrate"
+	"github.com/mailmove/mailmove/mime"
 )
 
 // Pipe implements migrate.Pipe: a few connections of its own, each sending
@@ -159,6 +160,7 @@ type pipeConn struct {
 	bw   *bufio.Writer
 	caps map[string]bool
 	tag  int
+	utf8 bool // UTF8=ACCEPT is enabled (RFC 6855)
 }
 
 // maxReply bounds one response line from the server.
@@ -231,7 +233,17 @@ func (c *pipeConn) open(ctx context.Context, conn net.Conn) error {
 			return err
 		}
 	}
-	return c.capability() // they change after login
+	if err := c.capability(); err != nil { // they change after login
+		return err
+	}
+	if c.cfg.UTF8 && c.caps["UTF8=ACCEPT"] {
+		// RFC 6855 section 3: 8-bit headers as they are, in APPEND's
+		// UTF8 data item; folder names in UTF-8 from here on.
+		if _, err := c.command("ENABLE", "ENABLE UTF8=ACCEPT"); err == nil {
+			c.utf8 = true
+		}
+	}
+	return nil
 }
 
 func (c *pipeConn) capability() error {
@@ -487,6 +499,9 @@ func (c *pipeConn) appendBatch(ctx context.Context, folder string, msgs []migrat
 	}
 	plus := c.caps["LITERAL+"] && !c.cfg.noLiteralPlus
 	box := quote(encodeMailbox(folder))
+	if c.utf8 {
+		box = quote(folder) // RFC 6855 section 3: no modified UTF-7 once enabled
+	}
 	type unit struct{ tag, from, to int }
 	var units []unit
 	// Replies come in command order: when one fails, everything before the
@@ -533,9 +548,21 @@ func (c *pipeConn) appendBatch(ctx context.Context, folder string, msgs []migrat
 			}
 			size := strconv.FormatInt(m.Body.Size(), 10)
 			sync := !plus
-			if sync {
+			utf8 := c.utf8 && header8bit(m.Body)
+			switch {
+			case utf8:
+				// RFC 6855 section 4: the message in a literal8 within the
+				// UTF8 data item; non-synchronizing only with BINARY (RFC
+				// 7888 section 3).
+				sync = sync || !c.caps["BINARY"]
+				if sync {
+					sb.WriteString(" UTF8 (~{" + size + "}")
+				} else {
+					sb.WriteString(" UTF8 (~{" + size + "+}")
+				}
+			case sync:
 				sb.WriteString(" {" + size + "}")
-			} else {
+			default:
 				sb.WriteString(" {" + size + "+}")
 			}
 			c.bw.WriteString(sb.String())
@@ -565,6 +592,9 @@ func (c *pipeConn) appendBatch(ctx context.Context, folder string, msgs []migrat
 			}
 			if _, err := io.Copy(c.bw, m.Body.Open()); err != nil {
 				return fail(from, err)
+			}
+			if utf8 {
+				c.bw.WriteString(")")
 			}
 		}
 		if from == 0 && plus {
@@ -680,6 +710,13 @@ func appendUID(rest string) (uint32, []uint32) {
 		}
 	}
 	return uint32(v), uids
+}
+
+// header8bit reports whether a message's header holds 8-bit bytes.
+func header8bit(b *migrate.Body) bool {
+	p := &mime.Probe{}
+	io.Copy(p, io.LimitReader(b.Open(), 256<<10))
+	return p.Header8bit()
 }
 
 // quote writes s as an IMAP quoted string (RFC 3501 section 4.3).

@@ -87,7 +87,7 @@ func listRaw(ctx context.Context, cfg Config) (boxes []rawBox, ns *migrate.Names
 		if !strings.HasPrefix(strings.ToUpper(l), "* LIST ") {
 			continue
 		}
-		b, raw, err := parseList(l[len("* LIST "):])
+		b, raw, err := parseList(l[len("* LIST "):], c.utf8)
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%q (%v)", raw, err))
 			continue
@@ -97,7 +97,7 @@ func listRaw(ctx context.Context, cfg Config) (boxes []rawBox, ns *migrate.Names
 }
 
 // parseList reads `(attrs) delim name` of a LIST response.
-func parseList(s string) (b rawBox, raw string, err error) {
+func parseList(s string, utf8Names bool) (b rawBox, raw string, err error) {
 	if !strings.HasPrefix(s, "(") {
 		return b, s, errors.New("no attribute list")
 	}
@@ -133,6 +133,14 @@ func parseList(s string) (b rawBox, raw string, err error) {
 	}
 	if strings.EqualFold(raw, "INBOX") {
 		b.name = "INBOX"
+		return b, raw, nil
+	}
+	if utf8Names {
+		// UTF8=ACCEPT enabled: names are UTF-8 (RFC 6855 section 3).
+		if !utf8.ValidString(raw) {
+			return b, raw, errors.New("not UTF-8")
+		}
+		b.name = raw
 		return b, raw, nil
 	}
 	b.name, err = decodeMailbox(raw)
