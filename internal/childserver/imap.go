@@ -175,3 +175,18 @@ func SeedIMAP(addr string, caPEM []byte, user, password, mailbox string, msgs []
 	}
 	return c.Logout().Wait()
 }
+
+// CapToken returns the capability token that announces name: name itself,
+// or name=value for one with a value (APPENDLIMIT=35882577), "" when it is
+// not announced.
+func CapToken(caps imap.CapSet, name string) string {
+	if caps.Has(imap.Cap(name)) {
+		return name
+	}
+	for c := range caps {
+		if strings.HasPrefix(string(c), name+"=") {
+			return string(c)
+		}
+	}
+	return ""
+}
