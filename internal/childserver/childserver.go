@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -196,6 +197,18 @@ func UnixListening(path string) Check {
 	return dialCheck("unix", path)
 }
 
+// Logged is a Check that the child's log contains s: a server that logs
+// after each bind proves with it that the port is its own, which a dial
+// cannot (another process may hold a port that FreePorts handed out twice).
+func (p *Proc) Logged(s string) Check {
+	return Check{What: "log line " + strconv.Quote(s), Try: func() error {
+		if !strings.Contains(p.Log(), s) {
+			return errors.New("not logged yet")
+		}
+		return nil
+	}}
+}
+
 func dialCheck(network, addr string) Check {
 	return Check{What: "listening on " + addr, Try: func() error {
 		c, err := net.DialTimeout(network, addr, time.Second)
@@ -207,8 +220,8 @@ func dialCheck(network, addr string) Check {
 }
 
 // Stop kills the child's process group and waits for the child to be gone.
-// No graceful shutdown: the state is thrown away, and both servers make
-// SIGTERM take up to seconds. Safe to call more than once.
+// No graceful shutdown: the state is thrown away anyway, and mox on SIGTERM
+// waits up to 3 s for its connections. Safe to call more than once.
 func (p *Proc) Stop() {
 	p.stop.Do(func() {
 		killGroup(p.cmd)

@@ -115,7 +115,12 @@ func (s *Server) launch() error {
 	if err != nil {
 		return err
 	}
-	if err := proc.WaitReady(startTimeout, childserver.Listening(s.addrs.IMAPS), childserver.Listening(s.addrs.IMAP)); err != nil {
+	// maddy logs "listening on" after each bind: proof that the port is
+	// maddy's and not another process's that took it since FreePorts.
+	err = proc.WaitReady(startTimeout,
+		proc.Logged("imap: listening on tls://"+s.addrs.IMAPS), proc.Logged("imap: listening on tcp://"+s.addrs.IMAP),
+		childserver.Listening(s.addrs.IMAPS), childserver.Listening(s.addrs.IMAP))
+	if err != nil {
 		proc.Stop()
 		return fmt.Errorf("maddy (%s, %s): %w", s.bin, s.version, err)
 	}

@@ -264,8 +264,9 @@ func TestAppend8BitHeader(t *testing.T) {
 }
 
 // lockedText is maddy's whole reply text, a NO without a response code, to
-// an APPEND that met another connection's SQLite write lock. It says
-// nothing transient (no [TRYCREATE], no [UNAVAILABLE]), yet a retry works.
+// an APPEND that met another connection's SQLite write lock. No response
+// code says it is transient ([UNAVAILABLE] would, RFC 5530), yet the same
+// APPEND alone a moment later works.
 const lockedText = "CreateMessage (uidNext): database is locked"
 
 // TestParallelAppendDatabaseLocked: APPENDs on separate connections at the
@@ -280,31 +281,34 @@ func TestParallelAppendDatabaseLocked(t *testing.T) {
 		cs = append(cs, login(t, s, u, nil))
 	}
 	ok, locked := 0, 0
+	var refused [][]byte
 	var other []error
 	for round := 0; round < rounds && locked == 0; round++ {
 		// All connections APPEND at once, each waiting only for its own
 		// reply: what a parallel appender does.
 		var wg sync.WaitGroup
 		errs := make([]error, conns)
+		msgs := make([][]byte, conns)
 		start := make(chan struct{})
 		for i, c := range cs {
+			msgs[i] = fmt.Appendf(nil, "Subject: parallel %d.%d\r\nMessage-ID: <p%d.%d@example.test>\r\n\r\nx\r\n", round, i, round, i)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				msg := fmt.Appendf(nil, "Subject: parallel %d.%d\r\nMessage-ID: <p%d.%d@example.test>\r\n\r\nx\r\n", round, i, round, i)
 				<-start
-				_, errs[i] = childserver.Append(c, "INBOX", msg, nil)
+				_, errs[i] = childserver.Append(c, "INBOX", msgs[i], nil)
 			}()
 		}
 		close(start)
 		wg.Wait()
-		for _, err := range errs {
+		for i, err := range errs {
 			var ie *imap.Error
 			switch {
 			case err == nil:
 				ok++
 			case errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo && ie.Code == "" && ie.Text == lockedText:
 				locked++
+				refused = append(refused, msgs[i])
 			default:
 				other = append(other, err)
 			}
@@ -323,6 +327,18 @@ func TestParallelAppendDatabaseLocked(t *testing.T) {
 	}
 	if len(stored) != ok {
 		t.Errorf("INBOX has %d messages after %d successful APPENDs", len(stored), ok)
+	}
+	// The refusal is transient: the same messages, again one at a time, go in.
+	for _, m := range refused {
+		if _, err := childserver.Append(cs[0], "INBOX", m, nil); err != nil {
+			t.Errorf("APPEND again, alone: %v", err)
+		}
+	}
+	if stored, err = childserver.FetchAll(cs[0], "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != ok+locked {
+		t.Errorf("INBOX has %d messages after the retries, want %d", len(stored), ok+locked)
 	}
 	if !strings.Contains(s.Log(), "database is locked") {
 		t.Errorf("maddy's log does not mention the lock")

@@ -89,12 +89,18 @@ build_maddy() {
 		return 0
 	fi
 	echo "maddy $v: building into $bin (a cold build takes minutes: sqlite is C)"
+	local t0=$SECONDS
 	scratch "$root/src/maddy-$v"
-	local gomod
-	gomod=$("$GO" mod download -json "github.com/foxcpp/maddy@$v" | awk -F'"' '$2 == "GoMod" {print $4}')
-	if [ -z "$gomod" ] || [ ! -f "$gomod" ]; then
+	local dl gomod
+	# On failure go prints the reason as JSON ("Error": ...) on stdout.
+	if ! dl=$("$GO" mod download -json "github.com/foxcpp/maddy@$v"); then
 		echo "build-goservers: cannot download github.com/foxcpp/maddy@$v:" >&2
-		"$GO" mod download -json "github.com/foxcpp/maddy@$v" >&2 || true
+		printf '%s\n' "$dl" | grep '"Error"' >&2 || printf '%s\n' "$dl" >&2
+		return 1
+	fi
+	gomod=$(printf '%s\n' "$dl" | awk -F'"' '$2 == "GoMod" {print $4}')
+	if [ ! -f "$gomod" ]; then
+		echo "build-goservers: go mod download gave no go.mod for maddy@$v: $dl" >&2
 		return 1
 	fi
 	# Both forms of replace: one line ("replace a => b v") and a block.
@@ -121,7 +127,7 @@ build_maddy() {
 	"$GO" get -tool "github.com/foxcpp/maddy/cmd/maddy@$v"
 	CGO_ENABLED=1 install maddy github.com/foxcpp/maddy/cmd/maddy "$stamp" \
 		-ldflags "-X github.com/foxcpp/maddy.Version=$v"
-	echo "maddy $v: built $("$bin/maddy" version 2>/dev/null | head -n 1)"
+	echo "maddy $v: built in $((SECONDS - t0)) s: $("$bin/maddy" version 2>/dev/null | head -n 1)"
 }
 
 build_mox() {
@@ -132,11 +138,12 @@ build_mox() {
 		return 0
 	fi
 	echo "mox $v: building into $bin"
+	local t0=$SECONDS
 	scratch "$root/src/mox-$v"
 	"$GO" get -tool "github.com/mjl-/mox@$v"
 	# Pure Go (mox has no C); CGO off keeps the binary static.
 	CGO_ENABLED=0 install mox github.com/mjl-/mox "$stamp"
-	echo "mox $v: built"
+	echo "mox $v: built in $((SECONDS - t0)) s"
 }
 
 start=$SECONDS

@@ -147,7 +147,9 @@ func (s *Server) launch() error {
 	if err != nil {
 		return err
 	}
-	// The control socket comes up after the listeners; AddUser needs it.
+	// The control socket comes up only once every listener is bound (mox
+	// exits if a bind fails), so it also proves the ports are mox's, not
+	// another process's that took one since FreePorts. AddUser needs it.
 	err = proc.WaitReady(startTimeout,
 		childserver.Listening(s.addrs.IMAPS), childserver.Listening(s.addrs.IMAP),
 		childserver.UnixListening(filepath.Join(s.dir, "data", "ctl")))
