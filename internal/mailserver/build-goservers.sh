@@ -22,7 +22,7 @@
 set -euo pipefail
 
 MADDY_VERSION=${MADDY_VERSION:-v0.8.1} # v0.9.x: the module proxy answers 403 "not available"
-MOX_VERSION=${MOX_VERSION:-v0.0.17}
+MOX_VERSION=${MOX_VERSION:-v0.0.17} # the newest served; v0.0.15 passes the same moxtest witnesses
 root=${MAILMOVE_SERVERS_DIR:-/var/cache/mailmove-servers}
 bin=$root/bin
 GO=${GO:-go}
