@@ -289,13 +289,7 @@ func (r *runner) settleBatch(ctx context.Context, b sentBatch) {
 		}
 		r.readBack(ctx, ok, apps)
 	}
-	for _, res := range b.res {
-		var perm *Permanent
-		if errors.As(res.Err, &perm) && perm.Uncoded && r.stopErr == nil {
-			r.shrinkPipe(perm.Err)
-			break
-		}
-	}
+	var uncoded error // a refusal without a reason code, while several connections appended
 	for i, j := range b.jobs {
 		res := b.res[i]
 		err := res.Err
@@ -333,6 +327,11 @@ func (r *runner) settleBatch(ctx context.Context, b sentBatch) {
 				r.keep(&stopError{err})
 			case errors.As(err, &perm):
 				r.keep(r.deliver(ctx, j, 0))
+				if perm.Uncoded && j.rec.State == Copied && len(j.rec.Repairs) == 0 && uncoded == nil {
+					// Refused while others appended, taken alone as it
+					// was: the server cannot take the parallel appends.
+					uncoded = perm.Err
+				}
 			default:
 				if !paused {
 					paused = true
@@ -350,6 +349,9 @@ func (r *runner) settleBatch(ctx context.Context, b sentBatch) {
 			}
 		}
 		j.release()
+	}
+	if uncoded != nil && r.stopErr == nil {
+		r.shrinkPipe(uncoded)
 	}
 }
 

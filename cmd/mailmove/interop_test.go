@@ -9,11 +9,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailmove/mailmove/internal/childserver"
 	"github.com/mailmove/mailmove/internal/conformance"
 	"github.com/mailmove/mailmove/internal/couriertest"
 	"github.com/mailmove/mailmove/internal/cyrustest"
 	"github.com/mailmove/mailmove/internal/dovecottest"
+	"github.com/mailmove/mailmove/internal/maddytest"
 	"github.com/mailmove/mailmove/internal/mailserver"
+	"github.com/mailmove/mailmove/internal/moxtest"
 	"github.com/mailmove/mailmove/internal/popa3dtest"
 )
 
@@ -56,6 +59,16 @@ func server(t *testing.T, name string) mailserver.Server {
 			if p, s.err = popa3dtest.Start(); s.err == nil {
 				s.srv, stop = p, p.Stop
 			}
+		case "maddy":
+			var m *maddytest.Server
+			if m, s.err = maddytest.Start(); s.err == nil {
+				s.srv, stop = m, m.Stop
+			}
+		case "mox":
+			var m *moxtest.Server
+			if m, s.err = moxtest.Start(); s.err == nil {
+				s.srv, stop = m, m.Stop
+			}
 		default:
 			s.err = errors.New("no such server")
 		}
@@ -65,6 +78,11 @@ func server(t *testing.T, name string) mailserver.Server {
 			stopMu.Unlock()
 		}
 	})
+	if name == "maddy" || name == "mox" {
+		// Built by make goservers (make interop): skipped where it was not,
+		// unless MAILMOVE_REQUIRE_SERVERS names it.
+		return childserver.Need(t, name, s.srv, s.err)
+	}
 	return mailserver.Need(t, name, s.srv, s.err)
 }
 
@@ -141,6 +159,21 @@ func TestConformanceSource(t *testing.T) {
 				corpus = slices.DeleteFunc(corpus, func(m conformance.Msg) bool { return bytes.IndexByte(m.Data, 0) >= 0 })
 			}
 			conformance.Migration{Src: server(t, name), Dst: server(t, "dovecot"), Corpus: corpus}.Run(t, harness)
+		})
+	}
+}
+
+// TestInteropDestination: the corpus into the IMAP servers written in Go,
+// maddy (SQLite storage) and mox, built by make goservers; make interop
+// requires them.
+func TestInteropDestination(t *testing.T) {
+	for _, name := range []string{"maddy", "mox"} {
+		t.Run(name, func(t *testing.T) {
+			conformance.Migration{
+				Src: server(t, "dovecot"), Dst: server(t, name),
+				Corpus:  conformance.Corpus(902, corpusSize),
+				Raw8bit: name == "mox", // it offers UTF8=ACCEPT
+			}.Run(t, harness)
 		})
 	}
 }

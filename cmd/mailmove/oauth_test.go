@@ -40,7 +40,7 @@ func TestOAuth(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer o.Close()
-			for i := 1; i <= 5; i++ {
+			for i := 1; i <= 12; i++ { // each connection and each new login takes one
 				o.Allow(fmt.Sprintf("token-%d", i))
 			}
 			dir := t.TempDir()

@@ -117,11 +117,6 @@ func (p problems) Message(ev migrate.Event) {
 	case ev.Altered != nil:
 		fmt.Fprintf(p.w, "stored altered: %s (%s, %s, UID %d): %s\n", ev.ID, clipRunes(ev.Subject, 60), ev.Folder, ev.UID, ev.Altered)
 	}
-	for _, d := range ev.Dropped {
-		if strings.HasSuffix(d, "(removed by the server)") {
-			fmt.Fprintf(p.w, "flag removed by the server: %s (%s, %s): %s\n", ev.ID, clipRunes(ev.Subject, 60), ev.Folder, d)
-		}
-	}
 }
 
 // table prints one readable line per message.
