@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -80,5 +82,45 @@ func TestOneRunPerPair(t *testing.T) {
 	}
 	if _, err := os.Stat(p.state); err == nil {
 		t.Errorf("the refused run created its state")
+	}
+}
+
+// TestVerifyContent: verify --content fetches what mailmove copied and
+// compares it with the source, byte for byte; a message changed at the
+// destination afterwards (a byte of Dovecot's file flipped) is named, with
+// where it differs.
+func TestVerifyContent(t *testing.T) {
+	msgs := mailgen.Mailbox(mailgen.Options{Seed: 133, Count: 30, MaxAttach: 10 << 10})
+	p := newPair(t, msgs)
+	if code, out := p.sub(t, ""); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	if code, out := p.sub(t, "verify", "--content"); code != exitOK || !strings.Contains(out, "30 identical, 0 differ") {
+		t.Fatalf("verify --content: exit %d\n%s", code, out)
+	}
+	// Alter one stored message in place: same size, one byte changed in its
+	// Subject.
+	files, _ := filepath.Glob(filepath.Join(p.dst.Home, "Maildir", "cur", "*"))
+	more, _ := filepath.Glob(filepath.Join(p.dst.Home, "Maildir", "new", "*"))
+	files = append(files, more...)
+	altered := false
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if i := bytes.Index(b, []byte("\nSubject: ")); i >= 0 {
+			b[i+10] ^= 0x20 // case of the first letter
+			os.WriteFile(f, b, 0o600)
+			altered = true
+			break
+		}
+	}
+	if !altered {
+		t.Fatal("no stored message found to alter")
+	}
+	code, out := p.sub(t, "verify", "--content")
+	if code != exitIncomplete || !strings.Contains(out, "29 identical, 1 differ") || !strings.Contains(out, "(line ") || !strings.Contains(out, "header): sent") {
+		t.Fatalf("after altering one: exit %d\n%s", code, out)
 	}
 }
