@@ -154,6 +154,7 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 	var inc *incomplete
 	var damaged *store.DamagedError
 	var pairErr *store.PairError
+	var stErr *stateError
 	switch {
 	case errors.As(err, &inc):
 		fmt.Fprintln(w, "mailmove:", err)
@@ -226,9 +227,9 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 		fmt.Fprintln(w, "mailmove: tried three times, then stopped: check the host name and the port, and this computer's connection; "+
 			"if they are right the server may be down (Orange's and La Poste's have been for hours): run the same command later."+saved)
 		return exitFatal
-	case errors.Is(err, fs.ErrPermission):
+	case errors.As(err, &stErr) || errors.Is(err, fs.ErrPermission):
 		fmt.Fprintln(w, "mailmove:", err)
-		fmt.Fprintln(w, "mailmove: mailmove must be able to write its state, quarantine and originals beside it: choose a place you can write with --state FILE.")
+		fmt.Fprintln(w, "mailmove: mailmove must be able to write its state, quarantine and originals beside it: choose a place you can write with --state FILE. Nothing was copied.")
 		return exitFatal
 	case errors.As(err, &fatal):
 		fmt.Fprintln(w, "mailmove:", err)
@@ -647,6 +648,10 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 		cp = migrate.DryRunCheckpoint(s)
 	default:
 		s, err := store.Open(statePath, false)
+		var pe *fs.PathError
+		if errors.As(err, &pe) && !errors.Is(err, migrate.ErrLocked) {
+			return sum, &stateError{path: statePath, err: err}
+		}
 		if err != nil {
 			return sum, err
 		}
@@ -922,6 +927,15 @@ func (m *Main) deleteVerified(ctx context.Context, src migrate.Source, dst migra
 	return err
 }
 
+// stateError is a state file that cannot be created or written.
+type stateError struct {
+	path string
+	err  error
+}
+
+func (e *stateError) Error() string { return fmt.Sprintf("cannot write the state file %s: %v", e.path, e.err) }
+func (e *stateError) Unwrap() error { return e.err }
+
 // incomplete is a verification that found messages missing: exit 3.
 type incomplete struct {
 	n    int
@@ -1150,13 +1164,18 @@ func newRunID() string {
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
-// spoolDir keeps large messages beside the state (owner-only); a dry-run,
-// which may have no state directory, uses the system's temporary directory.
+// spoolDir keeps large messages beside the state (owner-only), in a
+// directory of this state's own: the run, which holds the state's lock,
+// empties it first of what a killed run left there. A dry-run, which may
+// have no state directory, uses the system's temporary directory.
 func spoolDir(dryRun bool, statePath string) string {
 	if dryRun {
 		return ""
 	}
-	return filepath.Dir(statePath)
+	dir := strings.TrimSuffix(statePath, ".db") + ".spool"
+	os.RemoveAll(dir)
+	os.MkdirAll(dir, 0o700)
+	return dir
 }
 
 // providerCaps are the simultaneous IMAP connections a provider allows one

@@ -124,3 +124,32 @@ func TestVerifyContent(t *testing.T) {
 		t.Fatalf("after altering one: exit %d\n%s", code, out)
 	}
 }
+
+// TestStateUnwritable: a state file that cannot be written is said so at
+// once, with what to do, and without "state saved".
+func TestStateUnwritable(t *testing.T) {
+	p := newPair(t, mailgen.Mailbox(mailgen.Options{Seed: 134, Count: 3}))
+	p.state = "/etc/hostname/state.db" // under a file: not a directory
+	code, out := p.sub(t, "")
+	if code != exitFatal || !strings.Contains(out, "cannot write the state file") || strings.Contains(out, "state saved") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+// TestSpoolLeftovers: what a killed run left in its spool directory is
+// removed by the next run of the same state.
+func TestSpoolLeftovers(t *testing.T) {
+	p := newPair(t, mailgen.Mailbox(mailgen.Options{Seed: 135, Count: 3}))
+	spool := strings.TrimSuffix(p.state, ".db") + ".spool"
+	os.MkdirAll(spool, 0o700)
+	left := filepath.Join(spool, "mailmove-spool-123456")
+	if err := os.WriteFile(left, bytes.Repeat([]byte("x"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := p.sub(t, ""); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(left); err == nil {
+		t.Fatal("the spool file of a killed run is still there")
+	}
+}

@@ -199,7 +199,7 @@ func (d *Destination) connect(ctx context.Context) error {
 }
 
 // greetTimeout bounds the wait for a connection and its greeting.
-const greetTimeout = 30 * time.Second
+const greetTimeout = 15 * time.Second
 
 // unreachable marks a failure to connect or to be greeted as a server not
 // reached, which gets a few quick tries only, unless it was reached before

@@ -151,7 +151,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 }
 
 // greetTimeout bounds the wait for a connection and its greeting.
-const greetTimeout = 30 * time.Second
+const greetTimeout = 15 * time.Second
 
 // wrongServer says what answered at addr instead of a POP3 server, and what
 // to do about it.
