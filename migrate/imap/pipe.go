@@ -506,7 +506,12 @@ func (c *pipeConn) appendBatch(ctx context.Context, folder string, msgs []migrat
 	var units []unit
 	// Replies come in command order: when one fails, everything before the
 	// failing command has its result, and nothing after it has.
+	// A command whose reply has not been read is not confirmed either,
+	// though it was written: the failure reaches back to the first of them.
 	fail := func(from int, err error) ([]migrate.AppendResult, bool) {
+		if len(units) > 0 && units[0].from < from {
+			from = units[0].from
+		}
 		for i := from; i < len(res); i++ {
 			if res[i].Err == nil {
 				res[i].Err = err
@@ -572,6 +577,15 @@ func (c *pipeConn) appendBatch(ctx context.Context, folder string, msgs []migrat
 				if err := c.bw.Flush(); err != nil {
 					return fail(from, err)
 				}
+				// Commands pipelined before this one answer first: their
+				// replies are read now, so that none is taken for the "+".
+				for len(units) > 1 {
+					e := units[0]
+					if err := c.finish(folder, e.tag, msgs[e.from:e.to], res[e.from:e.to]); err != nil {
+						return fail(e.from, err)
+					}
+					units = units[1:]
+				}
 				l, err := c.readLine()
 				if err != nil {
 					return fail(from, err)
@@ -618,12 +632,14 @@ func (c *pipeConn) appendBatch(ctx context.Context, folder string, msgs []migrat
 	next:
 	}
 	if err := c.bw.Flush(); err != nil {
-		return fail(0, err)
+		return fail(len(res), err)
 	}
-	for _, u := range units {
+	for len(units) > 0 {
+		u := units[0]
 		if err := c.finish(folder, u.tag, msgs[u.from:u.to], res[u.from:u.to]); err != nil {
 			return fail(u.from, err)
 		}
+		units = units[1:]
 	}
 	return res, false
 }
