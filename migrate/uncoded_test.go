@@ -165,3 +165,56 @@ func TestUncodedRefusalsToMainConnection(t *testing.T) {
 		t.Fatalf("copied %d, failed %d, pipes %v", sum.Copied, sum.Failed, d.pipes)
 	}
 }
+
+// twoFolders sends odd-numbered messages to "Other", the rest to INBOX.
+type twoFolders struct{ migrate.Source }
+
+func (s twoFolders) Retrieve(ctx context.Context, es []migrate.Entry, fn func(*migrate.Incoming) error) error {
+	return s.Source.Retrieve(ctx, es, func(in *migrate.Incoming) error {
+		if in.Num%2 == 1 {
+			in.Dest = "Other"
+		}
+		return fn(in)
+	})
+}
+
+// quickRefuser's pipe refuses every message without a reason code and
+// reports before Send returns, as a batch that fails at once does; the main
+// connection stores them.
+type quickRefuser struct{ migrate.Destination }
+
+func (q *quickRefuser) Pipe(n int) migrate.Pipe { return quickPipe{} }
+
+type quickPipe struct{}
+
+func (quickPipe) Send(_ context.Context, folder string, msgs []migrate.Outgoing, done func([]migrate.AppendResult)) {
+	res := make([]migrate.AppendResult, len(msgs))
+	for i := range res {
+		res[i].Err = &migrate.Permanent{Err: errLocked, Uncoded: true}
+	}
+	done(res)
+}
+func (quickPipe) Close() error { return nil }
+
+// TestShrinkKeepsFormingBatches: when the last append connection is given
+// up with no batch in flight, the batches other folders were forming still
+// go, over the main connection, and every message has its outcome.
+func TestShrinkKeepsFormingBatches(t *testing.T) {
+	var msgs []string
+	for i := 0; i < 220; i++ {
+		msgs = append(msgs, msg(i%50, true)+strings.Repeat("q", i))
+	}
+	e := newEnv(t, msgs)
+	sum, err := migrate.Run(context.Background(), twoFolders{e.src}, &quickRefuser{e.dst}, e.state, migrate.Options{
+		Connections: 1, Backoff: time.Millisecond, Run: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Copied != 220 || sum.Failed != 0 {
+		t.Fatalf("copied %d, failed %d of 220", sum.Copied, sum.Failed)
+	}
+	if got := len(e.inbox(t)); got != 110 {
+		t.Fatalf("INBOX holds %d, want 110", got)
+	}
+}

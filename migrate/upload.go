@@ -21,11 +21,14 @@ import (
 // Batch limits: a batch costs one round trip to commit, and holds its
 // in-memory bodies until the server has answered.
 const (
-	batchCount   = 100
-	batchBytes   = 16 << 20 // spooled bodies count here
-	batchMemory  = 3 << 20  // but not here
-	batchMaxAge  = 250 * time.Millisecond
-	stagedMaxLen = 512
+	batchCount  = 100
+	batchBytes  = 16 << 20 // spooled bodies count here
+	batchMemory = 3 << 20  // but not here
+	batchMaxAge = 250 * time.Millisecond
+	// formingMemory bounds the bodies held in memory by the batches of all
+	// folders being formed together.
+	formingMemory = 2 * batchMemory
+	stagedMaxLen  = 512
 )
 
 // ClaimKey names a fingerprint in a folder, for the duplicates of this run
@@ -141,7 +144,33 @@ func (r *runner) enqueue(ctx context.Context, j *job) (taken, settled bool, err 
 	if len(f.jobs) >= batchCount || f.bytes >= batchBytes || f.mem >= batchMemory || time.Since(f.since) >= batchMaxAge {
 		return true, false, r.submit(ctx, folder)
 	}
-	return true, false, nil
+	return true, false, r.submitStale(ctx, folder)
+}
+
+// submitStale sends the batches of other folders that have waited their
+// time, and the biggest when together they hold more than formingMemory: a
+// folder the source has left gets no more messages to send its batch, and
+// an mbox tree of many folders would otherwise hold every folder's tail in
+// memory until the end.
+func (r *runner) submitStale(ctx context.Context, current string) error {
+	var mem int64
+	biggest := ""
+	for folder, f := range r.forming {
+		if folder != current && time.Since(f.since) >= batchMaxAge {
+			if err := r.submit(ctx, folder); err != nil {
+				return err
+			}
+			continue
+		}
+		mem += f.mem
+		if biggest == "" || f.mem > r.forming[biggest].mem {
+			biggest = folder
+		}
+	}
+	if mem > formingMemory {
+		return r.submit(ctx, biggest)
+	}
+	return nil
 }
 
 // startPipe opens the destination's own connections, once the main
@@ -370,7 +399,7 @@ func (r *runner) keep(err error) {
 // after an error or an interruption what is still being formed is dropped
 // and only what is in flight is waited for.
 func (r *runner) closePipe(ctx context.Context, runErr error) error {
-	if r.pipe == nil && r.sent == 0 {
+	if r.pipe == nil && r.sent == 0 && len(r.forming) == 0 {
 		return runErr
 	}
 	if runErr == nil && r.stopErr == nil {
