@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 
@@ -771,8 +772,10 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	}
 	j.rec, j.ev, j.flags, j.h, j.fp = rec, ev, flags, h, fp
 	// 8-bit header bytes are encoded unless the server says it takes them
-	// (RFC 6855): Cyrus stores an X for each, others refuse them.
-	j.ropts = mime.RepairOptions{Date: date, EncodeHeaders: r.opt.EncodeHeaders || !r.utf8, FoldLines: r.opt.FoldLines, CloseParts: r.opt.CloseParts}
+	// (RFC 6855): Cyrus stores an X for each, others refuse them. Those
+	// that are not UTF-8 are encoded anyway: RFC 6855 allows UTF-8 only.
+	enc := r.opt.EncodeHeaders || !r.utf8 || !utf8.Valid(probe.Header())
+	j.ropts = mime.RepairOptions{Date: date, EncodeHeaders: enc, FoldLines: r.opt.FoldLines, CloseParts: r.opt.CloseParts}
 	if probe.Needs(j.ropts) {
 		if j.send, err = r.repair(&j.rec, &j.ev, body, j.ropts, ""); err != nil {
 			return err

@@ -240,3 +240,42 @@ func TestReconcileLooksAgain(t *testing.T) {
 		t.Fatalf("reconciled %d, copied %d", sum.Reconciled, sum.Copied)
 	}
 }
+
+// utf8Server says it takes 8-bit headers (UTF8=ACCEPT) and stores them as
+// they come.
+type utf8Server struct{ migrate.Destination }
+
+func (u utf8Server) Account(ctx context.Context) (migrate.Account, error) {
+	a, err := u.Destination.Account(ctx)
+	a.UTF8 = true
+	return a, err
+}
+
+// TestLatin1HeaderEncodedUnderUTF8: with UTF8=ACCEPT a UTF-8 header goes
+// as it is, but one in Latin-1 is encoded all the same (RFC 6855 allows
+// UTF-8 only), with the reason said, and arrives readable.
+func TestLatin1HeaderEncodedUnderUTF8(t *testing.T) {
+	msgs := []string{
+		"From: Zo\xc3\xab <zoe@example.org>\r\nSubject: un\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n",
+		"From: Ren\xe9e <renee@example.org>\r\nSubject: deux\r\nMessage-ID: <2@x>\r\n\r\nbody\r\n",
+	}
+	e := newEnv(t, msgs)
+	rec := &recorder{}
+	sum, err := migrate.Run(context.Background(), e.src, utf8Server{e.dst}, e.state, migrate.Options{
+		Observer: rec, Archive: migrate.DirKeeper{Dir: filepath.Join(e.dir, "originals")},
+	})
+	if err != nil || sum.Copied != 2 || sum.Altered != 0 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	if r := rec.events[0].Repairs; len(r) != 0 {
+		t.Errorf("UTF-8 header repaired: %v", r)
+	}
+	r := rec.events[1].Repairs
+	if len(r) != 1 || r[0].Code != "header-8bit" || !strings.Contains(r[0].Text, "not UTF-8") {
+		t.Errorf("Latin-1 header: repairs %+v", r)
+	}
+	got := e.inbox(t)
+	if !strings.Contains(got[0], "From: Zo\xc3\xab <zoe@example.org>") || !strings.Contains(got[1], "From: =?utf-8?q?Ren=C3=A9e?=") {
+		t.Errorf("stored %q", got)
+	}
+}

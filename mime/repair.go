@@ -133,8 +133,9 @@ func Repair(msg []byte, opts RepairOptions) Repaired {
 
 	if opts.EncodeHeaders {
 		if out, changes := encodeHeader8bit(m); len(changes) > 0 {
+			why := header8bitWhy(m)
 			m = out
-			find("header-8bit", "8-bit bytes in the header, which this server does not take as they are (no UTF8=ACCEPT, RFC 6855)",
+			find("header-8bit", why,
 				strings.Join(changes, "; "))
 		}
 	}
@@ -486,26 +487,30 @@ func rawFields(header []byte) [][]byte {
 }
 
 // fold breaks a header line at spaces so that lines stay under 78
-// characters where the words allow it.
+// characters where the words allow it. It breaks only at a single space,
+// which begins the next line: no line ends in white space, and no run of
+// spaces is split, which readers would trim or collapse (net/textproto
+// does both), so that unfolding gives back the line.
 func fold(line string) string {
 	if len(line) <= 78 {
 		return line
 	}
-	words := strings.Split(line, " ")
 	var b strings.Builder
 	col := 0
-	for i, w := range words {
-		if i > 0 {
-			if col+1+len(w) > 76 {
-				b.WriteString("\r\n ")
-				col = 1
-			} else {
-				b.WriteByte(' ')
-				col++
-			}
+	for len(line) > 0 {
+		sp := len(line) - len(strings.TrimLeft(line, " "))
+		rest := line[sp:]
+		n := strings.IndexByte(rest, ' ')
+		if n < 0 {
+			n = len(rest)
 		}
-		b.WriteString(w)
-		col += len(w)
+		if col > 0 && sp == 1 && n > 0 && col+sp+n > 76 {
+			b.WriteString("\r\n")
+			col = 0
+		}
+		b.WriteString(line[:sp+n])
+		col += sp + n
+		line = rest[n:]
 	}
 	return b.String()
 }

@@ -101,6 +101,8 @@ func TestRepairGolden(t *testing.T) {
 				}
 			case name == "opt-header-8bit-addresses":
 				checkDowngrade(t, r.Msg)
+			case name == "opt-header-8bit-structure":
+				checkStructureKept(t, r.Msg)
 			case name == "cr-cr-lf":
 				// CR CR LF is one line break (old Outlook), not a blank line more.
 				if want := bytes.ReplaceAll(in, []byte("\r\r\n"), []byte("\r\n")); r.Changed || !bytes.Equal(r.Msg, want) {
@@ -225,5 +227,61 @@ func checkDowngrade(t *testing.T, msg []byte) {
 		if err != nil || params["name"]+params["filename"] != "résumé.pdf" {
 			t.Errorf("%s: %v %v", f, params, err)
 		}
+	}
+}
+
+// checkStructureKept reads the repaired header of opt-header-8bit-structure
+// with the standard library: spaces, tabs and Unicode spaces of the text
+// are those of the original, a group keeps its name and members, the
+// boundary still splits the parts, the 8-bit parameter reads back, and a
+// field mixing UTF-8 and Latin-1 reads each word in its own charset.
+func checkStructureKept(t *testing.T, msg []byte) {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := stdmime.WordDecoder{}
+	for field, want := range map[string]string{
+		"Subject": "東京\u3000タワー  two\tspaces  and a fold",
+		"X-Mixed": "café été",
+	} {
+		if got, err := dec.DecodeHeader(m.Header.Get(field)); err != nil || got != want {
+			t.Errorf("%s decodes as %q (%v), want %q", field, got, err, want)
+		}
+	}
+	from, err := m.Header.AddressList("From")
+	if err != nil || len(from) != 1 || from[0].Name != "Zoë  Dupré" {
+		t.Errorf("From reads as %v (%v)", from, err)
+	}
+	// Go's address parser flattens groups: the group's name is read by hand.
+	to := m.Header.Get("To")
+	name, members, ok := strings.Cut(to, ":")
+	if got, _ := dec.DecodeHeader(name); !ok || got != "Équipe vente" {
+		t.Errorf("To's group name decodes as %q in %q", got, to)
+	}
+	list, err := mail.ParseAddressList(strings.Replace(members, ";", "", 1))
+	if err != nil || len(list) != 3 || list[0].Address != "a@example.org" || list[1].Name != "B  b" || list[2].Address != "c@example.org" {
+		t.Errorf("To's members read as %v (%v) in %q", list, err, to)
+	}
+	_, params, err := stdmime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil || params["boundary"] != "XYZ" || params["name"] != "Übersicht.pdf" {
+		t.Fatalf("Content-Type: %v %v", params, err)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	var texts []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p)
+		texts = append(texts, string(b))
+	}
+	if strings.Join(texts, ",") != "hello,world" {
+		t.Errorf("parts read as %q", texts)
 	}
 }

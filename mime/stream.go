@@ -102,8 +102,9 @@ func RepairTo(src io.ReaderAt, size int64, opts RepairOptions, w io.Writer) (Rep
 	}
 	if opts.EncodeHeaders {
 		if out, changes := encodeHeader8bit(top); len(changes) > 0 {
+			why := header8bitWhy(top)
 			top = out
-			find("header-8bit", "8-bit bytes in the header, which this server does not take as they are (no UTF8=ACCEPT, RFC 6855)",
+			find("header-8bit", why,
 				strings.Join(changes, "; "))
 		}
 	}
