@@ -35,12 +35,33 @@ func contentType(h Header) (string, map[string]string) {
 // returns. Parts leaf does not change keep their exact bytes, as do the
 // preamble, the epilogue and the boundary lines. A message/rfc822 part is
 // walked as a message.
+//
+// It sees the structure as RepairTo does, within the same bounds: after
+// maxParts parts no more are looked into, and a part whose header is longer
+// than partHeadMax is read by its first partHeadMax bytes and, when it is a
+// leaf, left as it is.
 func walkParts(msg []byte, depth int, leaf func(header, body []byte) ([]byte, []byte, bool)) ([]byte, bool) {
-	header, body := splitMessage(msg)
-	h := ParseHeader(header)
-	t, params := contentType(h)
+	nodes := 0
+	return walkNodes(msg, depth, &nodes, leaf)
+}
+
+// partHeader splits a part as walkParts sees it: its header, the part of
+// the header that is read, and its body.
+func partHeader(msg []byte, depth int) (header, read, body []byte) {
+	header, body = splitMessage(msg)
+	read = header
+	if depth > 0 && len(header) > partHeadMax {
+		read = header[:partHeadMax]
+	}
+	return header, read, body
+}
+
+func walkNodes(msg []byte, depth int, nodes *int, leaf func(header, body []byte) ([]byte, []byte, bool)) ([]byte, bool) {
+	*nodes++
+	header, read, body := partHeader(msg, depth)
+	t, params := contentType(ParseHeader(read))
 	switch {
-	case depth < 20 && strings.HasPrefix(t, "multipart/") && params["boundary"] != "":
+	case depth < 20 && strings.HasPrefix(t, "multipart/") && params["boundary"] != "" && *nodes < maxParts:
 		delim := []byte("--" + params["boundary"])
 		_, d := delimiterAt(body, delim)
 		if d < 0 {
@@ -67,19 +88,22 @@ func walkParts(msg []byte, depth int, leaf func(header, body []byte) ([]byte, []
 			if d < 0 {
 				b, d = len(rest), len(rest) // an unterminated last part
 			}
-			newPart, ch := walkParts(rest[:b], depth+1, leaf)
+			newPart, ch := walkNodes(rest[:b], depth+1, nodes, leaf)
 			changed = changed || ch
 			out = append(out, newPart...)
 			out = append(out, rest[b:d]...)
 			rest = rest[d:]
 		}
 		return out, changed
-	case depth < 20 && t == "message/rfc822":
-		inner, ch := walkParts(body, depth+1, leaf)
+	case depth < 20 && t == "message/rfc822" && *nodes < maxParts:
+		inner, ch := walkNodes(body, depth+1, nodes, leaf)
 		if !ch {
 			return msg, false
 		}
 		return append(append([]byte(nil), header...), inner...), true
+	}
+	if len(read) < len(header) {
+		return msg, false // a header this long is not touched
 	}
 	nh, nb, ch := leaf(header, body)
 	if !ch {
@@ -162,13 +186,19 @@ func setField(header []byte, name, value string) []byte {
 // anyway. A line break goes before the delimiter, so that the last part
 // keeps every byte it had. It returns how many it closed.
 func closeParts(msg []byte, depth int) ([]byte, int) {
+	nodes := 0
+	return closeNodes(msg, depth, &nodes)
+}
+
+func closeNodes(msg []byte, depth int, nodes *int) ([]byte, int) {
+	*nodes++
 	if depth >= 20 {
 		return msg, 0
 	}
-	header, body := splitMessage(msg)
-	t, params := contentType(ParseHeader(header))
+	header, read, body := partHeader(msg, depth)
+	t, params := contentType(ParseHeader(read))
 	switch {
-	case strings.HasPrefix(t, "multipart/") && params["boundary"] != "":
+	case strings.HasPrefix(t, "multipart/") && params["boundary"] != "" && *nodes < maxParts:
 		delim := []byte("--" + params["boundary"])
 		_, d := delimiterAt(body, delim)
 		if d < 0 {
@@ -200,7 +230,7 @@ func closeParts(msg []byte, depth int) ([]byte, int) {
 			if last {
 				b, d = len(rest), len(rest)
 			}
-			part, k := closeParts(rest[:b], depth+1)
+			part, k := closeNodes(rest[:b], depth+1, nodes)
 			n += k
 			out = append(out, part...)
 			out = append(out, rest[b:d]...)
@@ -212,8 +242,8 @@ func closeParts(msg []byte, depth int) ([]byte, int) {
 		}
 		closeHere() // the message ends on an opening delimiter line
 		return out, n
-	case t == "message/rfc822":
-		inner, n := closeParts(body, depth+1)
+	case t == "message/rfc822" && *nodes < maxParts:
+		inner, n := closeNodes(body, depth+1, nodes)
 		if n == 0 {
 			return msg, 0
 		}

@@ -311,6 +311,7 @@ type node struct {
 	from, bodyFrom, to int64 // header, body, end
 	header             []byte
 	leaf               bool
+	untouched          bool // a leaf whose header is too long to touch: copied without its NULs
 	// A multipart: its delimiter, where its preamble ends, its parts and
 	// what lies between; closed says a close delimiter ends it.
 	delim    []byte
@@ -593,7 +594,12 @@ type leafFacts struct {
 // leaf plans the two stages of a leaf.
 func (p *planner) leaf(n *node, h Header, t string) error {
 	if n.header == nil && n.bodyFrom-n.from > partHeadMax {
-		return nil // a header this long is not touched
+		// A header this long is not touched, nor its body; their NUL
+		// bytes go, as those outside any part.
+		n.untouched = true
+		c, err := countNUL(p.v.section(n.from, n.to))
+		p.outsideNUL += c
+		return err
 	}
 	body := func() io.Reader { return p.v.section(n.bodyFrom, n.to) }
 	facts, err := lineFacts(body())
@@ -775,6 +781,9 @@ func (p *planner) write(w *lastWriter, n *node) error {
 		return nil
 	}
 	// A leaf.
+	if n.untouched {
+		return copyNoNUL(n.from, n.to)
+	}
 	header := n.header
 	if n.from == 0 {
 		header = n.header // the top header, already made

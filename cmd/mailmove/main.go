@@ -933,7 +933,9 @@ type stateError struct {
 	err  error
 }
 
-func (e *stateError) Error() string { return fmt.Sprintf("cannot write the state file %s: %v", e.path, e.err) }
+func (e *stateError) Error() string {
+	return fmt.Sprintf("cannot write the state file %s: %v", e.path, e.err)
+}
 func (e *stateError) Unwrap() error { return e.err }
 
 // incomplete is a verification that found messages missing: exit 3.
