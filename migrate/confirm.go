@@ -18,8 +18,11 @@ type folderValidity struct {
 // (one SELECT and one UID SEARCH). A folder recreated since (UIDVALIDITY
 // changed) has its messages looked for again and copied where missing. A
 // message deleted at the destination is reported, and copied again only
-// with RecopyMissing: the user may have deleted it on purpose.
-func (r *runner) confirmDone(ctx context.Context, held map[folderValidity][]uint32) error {
+// with RecopyMissing: the user may have deleted it on purpose. Messages
+// appended to a server without UIDPLUS have no UID recorded: they are
+// looked for by their index key (Message-ID, or Date, From and Subject) in
+// one header pass of their folder, kept for the rest of the run.
+func (r *runner) confirmDone(ctx context.Context, held map[folderValidity][]uint32, keyed map[string]map[string]int) error {
 	keys := make([]folderValidity, 0, len(held))
 	for k := range held {
 		keys = append(keys, k)
@@ -68,17 +71,58 @@ func (r *runner) confirmDone(ctx context.Context, held map[folderValidity][]uint
 			}
 		}
 	}
-	if len(stale) == 0 && len(gone) == 0 {
+	short := map[string]map[string]int{} // folder, key: how many records the folder lacks
+	folders := make([]string, 0, len(keyed))
+	for f := range keyed {
+		folders = append(folders, f)
+	}
+	sort.Strings(folders)
+	for _, f := range folders {
+		ix := r.idx[f]
+		if ix == nil {
+			err := r.withRetry(ctx, func() error {
+				var err error
+				ix, err = buildIndex(ctx, r.dst, f)
+				return err
+			})
+			var ferr *FolderError
+			if errors.As(err, &ferr) {
+				r.note("could not check what %q holds (%v): its messages recorded as copied are taken as there", f, ferr.Err)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			r.idx[f] = ix
+		}
+		for key, n := range keyed[f] {
+			have := len(ix.candidates(key))
+			r.sum.Confirmed += min(n, have)
+			if have < n {
+				if short[f] == nil {
+					short[f] = map[string]int{}
+				}
+				short[f][key] = n - have
+			}
+		}
+	}
+	if len(stale) == 0 && len(gone) == 0 && len(short) == 0 {
 		return nil
 	}
 	byFolder := map[string]int{}
 	err := r.cp.Records(func(rec Record) error {
 		k := folderValidity{rec.Folder, rec.UIDValidity}
+		where := fmt.Sprintf("(UID %d)", rec.UID)
+		lacking := rec.UID == 0 && rec.State == Copied && short[rec.Folder][rec.Key] > 0
+		if lacking {
+			short[rec.Folder][rec.Key]--
+			where = "(no UID: the server has no UIDPLUS; looked for by " + keyWhat(rec) + ")"
+		}
 		switch {
-		case !rec.State.Final() || rec.UID == 0:
+		case !rec.State.Final() || rec.UID == 0 && !lacking:
 		case stale[k]:
 			delete(r.done, rec.ID)
-		case gone[k][rec.UID]:
+		case lacking || gone[k][rec.UID]:
 			byFolder[rec.Folder]++
 			if r.opt.RecopyMissing {
 				delete(r.done, rec.ID)
@@ -87,14 +131,14 @@ func (r *runner) confirmDone(ctx context.Context, held map[folderValidity][]uint
 			if r.missing == nil {
 				r.missing = map[string]string{}
 			}
-			r.missing[rec.ID] = fmt.Sprintf("recorded as copied to %s (UID %d) but no longer there (deleted there?); --recopy-missing copies it again", rec.Folder, rec.UID)
+			r.missing[rec.ID] = fmt.Sprintf("recorded as copied to %s %s but no longer there (deleted there?); --recopy-missing copies it again", rec.Folder, where)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read state: %w", err)
 	}
-	folders := make([]string, 0, len(byFolder))
+	folders = folders[:0]
 	for f := range byFolder {
 		folders = append(folders, f)
 	}
@@ -107,4 +151,12 @@ func (r *runner) confirmDone(ctx context.Context, held map[folderValidity][]uint
 		}
 	}
 	return nil
+}
+
+// keyWhat says what a record's index key is made of.
+func keyWhat(rec Record) string {
+	if rec.MessageID != "" {
+		return "its Message-ID"
+	}
+	return "its Date, From and Subject"
 }

@@ -244,6 +244,7 @@ func (r *runner) run(ctx context.Context) error {
 	var pending []Record
 	doneVerdict := map[string]string{}
 	held := map[folderValidity][]uint32{} // what the state says the destination holds
+	keyed := map[string]map[string]int{}   // the same without UIDs: folder, key, how many
 	err = r.cp.Records(func(rec Record) error {
 		switch {
 		case rec.State.Final():
@@ -251,6 +252,12 @@ func (r *runner) run(ctx context.Context) error {
 			if rec.UID != 0 && rec.UIDValidity != 0 && rec.Folder != "" {
 				k := folderValidity{rec.Folder, rec.UIDValidity}
 				held[k] = append(held[k], rec.UID)
+			} else if rec.State == Copied && rec.Key != "" && rec.Folder != "" {
+				// Appended to a server without UIDPLUS: known by its key.
+				if keyed[rec.Folder] == nil {
+					keyed[rec.Folder] = map[string]int{}
+				}
+				keyed[rec.Folder][rec.Key]++
 			}
 			if rec.Verdict != "" {
 				doneVerdict[rec.ID] = rec.Verdict + "/" + rec.Basis
@@ -271,7 +278,7 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.reconcile(ctx, pending, doneVerdict); err != nil {
 		return err
 	}
-	if err := r.confirmDone(ctx, held); err != nil {
+	if err := r.confirmDone(ctx, held, keyed); err != nil {
 		return err
 	}
 	if err := r.planFolders(ctx, entries); err != nil {
@@ -738,6 +745,11 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	id := in.ID
 	if id == "" {
 		id = "fp:" + fp
+		if why, ok := r.missing[id]; ok {
+			r.sum.Missing++
+			r.emit(Event{ID: id, Action: ActMissing, Reason: why, Size: body.Size()})
+			return nil
+		}
 		if st, ok := r.done[id]; ok {
 			r.sum.AlreadyDone++
 			r.emit(Event{ID: id, Action: ActAlreadyDone, Reason: string(st), Size: body.Size()})

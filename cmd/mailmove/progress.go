@@ -431,8 +431,8 @@ func printSummary(w io.Writer, s migrate.Summary, err error) {
 		fmt.Fprintln(w, "interrupted: run the same command again to carry on")
 	} else if err == nil && s.Copied == 0 && s.Failed == 0 && s.Missing == 0 && !s.DryRun {
 		// Said only after looking: the copies recorded were found where
-		// they were put (UIDVALIDITY and UID).
-		fmt.Fprintf(w, "nothing to copy: everything is at the destination (%d copied earlier confirmed there by UID, %d found there now)\n",
+		// they were put (UIDVALIDITY and UID, or Message-ID without UIDPLUS).
+		fmt.Fprintf(w, "nothing to copy: everything is at the destination (%d copied earlier confirmed there, %d found there now)\n",
 			s.Confirmed, s.Present)
 	}
 }

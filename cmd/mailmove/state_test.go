@@ -56,7 +56,7 @@ func TestDeletedAtDestination(t *testing.T) {
 	}
 	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
 	code, out = p.sub(t, "")
-	if code != exitOK || !strings.Contains(out, "nothing to copy: everything is at the destination") || !strings.Contains(out, "confirmed there by UID") {
+	if code != exitOK || !strings.Contains(out, "nothing to copy: everything is at the destination") || !strings.Contains(out, "copied earlier confirmed there") {
 		t.Fatalf("after: exit %d\n%s", code, out)
 	}
 }
