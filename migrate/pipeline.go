@@ -244,7 +244,7 @@ func (r *runner) run(ctx context.Context) error {
 	var pending []Record
 	doneVerdict := map[string]string{}
 	held := map[folderValidity][]uint32{} // what the state says the destination holds
-	keyed := map[string]map[string]int{}   // the same without UIDs: folder, key, how many
+	keyed := map[string]map[string]int{}  // the same without UIDs: folder, key, how many
 	err = r.cp.Records(func(rec Record) error {
 		switch {
 		case rec.State.Final():
