@@ -252,10 +252,14 @@ type Record struct {
 	Repairs    []string  `json:"repairs,omitempty"` // codes of the repairs applied
 	Deleted    time.Time `json:"deleted_from_source,omitzero"`
 	Original   string    `json:"original,omitempty"` // where the original of a repaired message is kept
-	Verdict    string    `json:"verdict,omitempty"`  // spam, ham, unknown
-	Basis      string    `json:"verdict_basis,omitempty"`
-	Run        string    `json:"run,omitempty"`
-	At         time.Time `json:"at,omitzero"`
+	// Altered says how the server stored the message otherwise than it
+	// was sent (read back): such a copy is never taken as verified for
+	// deleting the source's.
+	Altered string    `json:"altered,omitempty"`
+	Verdict string    `json:"verdict,omitempty"` // spam, ham, unknown
+	Basis   string    `json:"verdict_basis,omitempty"`
+	Run     string    `json:"run,omitempty"`
+	At      time.Time `json:"at,omitzero"`
 }
 
 // Checkpoint remembers, per source message, what happened to it.

@@ -2,6 +2,8 @@ package migrate_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +73,51 @@ func TestMissingWithoutUIDPlus(t *testing.T) {
 		if err != nil || sum.Copied != 1 || sum.Missing != 0 {
 			t.Fatalf("recopy: copied %d, missing %d (%v)", sum.Copied, sum.Missing, err)
 		}
+	}
+}
+
+// TestSharedUIDL: two messages with one UIDL (popa3d makes them of the
+// headers) are both named by their content, so that neither inherits the
+// other's record: once the first has left the server, the second, alone
+// with that UIDL now, is not taken as done without being looked for.
+func TestSharedUIDL(t *testing.T) {
+	e := newEnv(t, []string{msg(1, true), msg(2, true), msg(3, true)})
+	e.pop.Messages[1].UID = e.pop.Messages[0].UID
+	rec := &recorder{}
+	sum, err := migrate.Run(context.Background(), e.src, e.dst, e.state, migrate.Options{Backoff: time.Millisecond, Run: "one", Observer: rec})
+	if err != nil || sum.Copied != 3 {
+		t.Fatalf("first run: %+v %v", sum, err)
+	}
+	named := 0
+	for _, ev := range rec.events {
+		if strings.HasPrefix(ev.ID, "fp:") {
+			named++
+		}
+	}
+	if named != 2 || !slices.ContainsFunc(sum.Notes, func(n string) bool { return strings.Contains(n, "same UIDL to several messages, 2 in all") }) {
+		t.Errorf("%d message(s) named by content, notes %q", named, sum.Notes)
+	}
+	// verify names them by content too; --delete-after-verify leaves
+	// them (no number of theirs holds from one session to the next).
+	v, err := migrate.Verify(context.Background(), e.src, e.dst, e.state)
+	if err != nil || !v.Complete() || v.Verified != 3 {
+		t.Fatalf("verify: %d verified, missing %+v (%v)", v.Verified, v.Missing, err)
+	}
+	v, todo, err := migrate.DeleteVerified(context.Background(), e.src, e.dst, e.state, 50, true)
+	if err != nil || len(todo) != 1 || todo[0].ID != "uidl:m2" || len(v.Stay) != 2 {
+		t.Fatalf("delete after verify would delete %+v, leave %+v (%v)", todo, v.Stay, err)
+	}
+	e.pop.Messages = e.pop.Messages[1:] // the first leaves the server
+	sum, err = migrate.Run(context.Background(), e.src, e.dst, e.state, migrate.Options{Backoff: time.Millisecond, Run: "two"})
+	// The second is found by its content: recorded under the other name
+	// (a duplicate of that record) or at the destination; never copied.
+	if err != nil || sum.Copied != 0 || sum.Present+sum.AlreadyDone+sum.Duplicates != 2 {
+		t.Fatalf("second run: copied %d, present %d, already done %d, duplicates %d (%v)", sum.Copied, sum.Present, sum.AlreadyDone, sum.Duplicates, err)
+	}
+	if slices.ContainsFunc(sum.Notes, func(n string) bool { return strings.Contains(n, "same UIDL") }) {
+		t.Errorf("a note of the first listing is said again: %q", sum.Notes)
+	}
+	if got := len(e.inbox(t)); got != 3 {
+		t.Fatalf("INBOX holds %d, want 3", got)
 	}
 }

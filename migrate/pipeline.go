@@ -1144,7 +1144,11 @@ func (r *runner) copied(rec *Record, ev *Event, app Appended) error {
 	for _, c := range rec.Repairs {
 		r.sum.Repairs[c]++
 	}
-	return r.settle(rec, ev, Copied, r.copiedAction(), app.UID, "")
+	reason := ""
+	if rec.Altered != "" {
+		reason = "stored altered by the server: " + rec.Altered
+	}
+	return r.settle(rec, ev, Copied, r.copiedAction(), app.UID, reason)
 }
 
 func (r *runner) copiedAction() Action {

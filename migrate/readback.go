@@ -94,9 +94,14 @@ func (r *runner) altered(j *job, d *Difference) {
 	r.sum.Altered++
 	j.ev.Altered = d
 	j.rec.Reason = "stored altered by the server: " + d.String()
+	j.rec.Altered = d.String()
 	if r.opt.Archive != nil && j.rec.Original == "" {
-		if path, err := r.opt.Archive.Keep(j.rec, j.body); err == nil {
+		path, err := r.opt.Archive.Keep(j.rec, j.body)
+		if err == nil {
 			j.rec.Original, j.ev.Original = path, path
+		} else {
+			r.note("WARNING: the original of %s, stored altered by %s, could not be kept (%v): it stays at the source, which --delete-after-verify never deletes",
+				j.rec.ID, r.dst.Describe(), err)
 		}
 	}
 	r.noteOnce("altered", "WARNING: %s did not store a message as it was sent (%s): such messages are listed and their originals kept",

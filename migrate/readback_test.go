@@ -68,6 +68,12 @@ func TestAlteredFoundOut(t *testing.T) {
 	if !strings.Contains(got[1], "From: =?utf-8?q?Ren=C3=A9e?=") {
 		t.Errorf("second stored as %q", got[1])
 	}
+	// The altered copy is found there, but is not the message: the source
+	// keeps it whatever --delete-after-verify says.
+	v, todo, err := migrate.DeleteVerified(context.Background(), e.src, e.dst, e.state, 50, true)
+	if err != nil || len(todo) != 1 || todo[0].ID != rec.events[1].ID || len(v.Stay) != 1 || v.Stay[0].ID != first.ID {
+		t.Errorf("delete after verify would delete %+v and leave %+v (%v)", todo, v.Stay, err)
+	}
 }
 
 // junkFilter takes $NotJunk off what is appended to INBOX, as mox's junk

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mailmove/mailmove/mime"
@@ -36,9 +37,12 @@ type Reconciliation struct {
 	Missing     []VerifyMissing `json:"missing,omitempty"`
 	// VerifiedIDs and VerifiedEntries are the messages found at the
 	// destination, for callers that act on them (deleting from the source).
-	VerifiedIDs     map[string]bool   `json:"-"`
-	VerifiedEntries []Entry           `json:"-"`
-	where           map[string]uint32 // UID found, by ID
+	VerifiedIDs     map[string]bool `json:"-"`
+	VerifiedEntries []Entry         `json:"-"`
+	// Stay are messages verified there that DeleteVerified leaves on the
+	// source all the same, with why.
+	Stay  []VerifyMissing   `json:"kept_on_source,omitempty"`
+	where map[string]uint32 // UID found, by ID
 
 	// With content checked (VerifyContent): each copied message fetched
 	// and compared byte for byte with what the source holds now.
@@ -72,22 +76,10 @@ func Verify(ctx context.Context, src Source, dst Destination, cp Checkpoint) (Re
 	rec.Listed = len(entries)
 	folders := map[string]*VerifyFolder{}
 	idx := map[string]*folderIndex{}
-	for _, e := range entries {
-		if e.Skip != "" {
-			rec.Skipped++
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return rec, err
-		}
-		if e.ID == "" {
-			rec.Missing = append(rec.Missing, VerifyMissing{Reason: fmt.Sprintf(
-				"message %d: the server gives no UIDL, so it cannot be matched to the state without reading it", e.Num)})
-			continue
-		}
+	check := func(e Entry) error {
 		r, ok, err := cp.Get(e.ID)
 		if err != nil {
-			return rec, fmt.Errorf("read state: %w", err)
+			return fmt.Errorf("read state: %w", err)
 		}
 		folder := r.Folder
 		vf := folders[folder]
@@ -102,30 +94,67 @@ func Verify(ctx context.Context, src Source, dst Destination, cp Checkpoint) (Re
 				reason = fmt.Sprintf("not copied: %s (%s)", r.State, r.Reason)
 			}
 			rec.Missing = append(rec.Missing, VerifyMissing{ID: e.ID, Folder: folder, Reason: reason})
-			continue
+			return nil
 		}
 		vf.Recorded++
 		ix := idx[folder]
 		if ix == nil {
 			if ix, err = buildIndex(ctx, dst, folder); err != nil {
-				return rec, err
+				return err
 			}
 			idx[folder] = ix
 		}
 		uid, found, err := ix.find(ctx, dst, folder, r.Key, r.MessageID != "", r.Size, r.Fingerprint)
 		if err != nil {
-			return rec, err
+			return err
 		}
 		if !found {
 			rec.Missing = append(rec.Missing, VerifyMissing{ID: e.ID, Folder: folder,
 				Reason: fmt.Sprintf("recorded as %s but not in %s now (deleted there?)", r.State, folder)})
-			continue
+			return nil
 		}
 		vf.Present++
 		rec.Verified++
 		rec.VerifiedIDs[e.ID] = true
 		rec.where[e.ID] = uid
 		rec.VerifiedEntries = append(rec.VerifiedEntries, e)
+		return nil
+	}
+	var anon []Entry // no ID of their own: named by their content, as the run does
+	for _, e := range entries {
+		if e.Skip != "" {
+			rec.Skipped++
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return rec, err
+		}
+		if e.ID == "" {
+			anon = append(anon, e)
+			continue
+		}
+		if err := check(e); err != nil {
+			return rec, err
+		}
+	}
+	if len(anon) > 0 {
+		err := src.Retrieve(ctx, anon, func(in *Incoming) error {
+			if in.Err != nil {
+				rec.Missing = append(rec.Missing, VerifyMissing{ID: fmt.Sprintf("num:%d", in.Num),
+					Reason: fmt.Sprintf("message %d has no ID of its own and could not be read to be named by its content: %v", in.Num, in.Err)})
+				return nil
+			}
+			f := mime.NewFingerprinter()
+			if _, err := io.Copy(f, in.R); err != nil {
+				return err
+			}
+			e := in.Entry
+			e.ID = "fp:" + f.Sum().String()
+			return check(e)
+		})
+		if err != nil {
+			return rec, err
+		}
 	}
 	for _, f := range folders {
 		rec.Folders = append(rec.Folders, *f)
@@ -148,11 +177,31 @@ func DeleteVerified(ctx context.Context, src Source, dst Destination, cp Checkpo
 	if err != nil {
 		return rec, nil, err
 	}
+	// Verified, but left on the source all the same: a copy the server
+	// altered is not the message, and one named by its content has no
+	// number that holds from one session to the next.
+	var todo []Entry
+	for _, e := range rec.VerifiedEntries {
+		r, _, err := cp.Get(e.ID)
+		if err != nil {
+			return rec, nil, fmt.Errorf("read state: %w", err)
+		}
+		switch {
+		case r.Altered != "":
+			rec.Stay = append(rec.Stay, VerifyMissing{ID: e.ID, Folder: r.Folder,
+				Reason: "stored altered by the server (" + r.Altered + "): the copy is not the message"})
+		case strings.HasPrefix(e.ID, "fp:"):
+			rec.Stay = append(rec.Stay, VerifyMissing{ID: e.ID, Folder: r.Folder,
+				Reason: "the server gives it no UIDL of its own, so it cannot be deleted safely in a later session"})
+		default:
+			todo = append(todo, e)
+		}
+	}
 	if dryRun {
-		return rec, rec.VerifiedEntries, nil
+		return rec, todo, nil
 	}
 	var deleted []Entry
-	err = d.Delete(ctx, rec.VerifiedEntries, batch, func(batch []Entry) error {
+	err = d.Delete(ctx, todo, batch, func(batch []Entry) error {
 		now := time.Now()
 		for _, e := range batch {
 			r, ok, err := cp.Get(e.ID)

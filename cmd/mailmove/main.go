@@ -910,19 +910,20 @@ func readSome(r io.Reader) []byte {
 // deleteVerified runs --delete-after-verify.
 func (m *Main) deleteVerified(ctx context.Context, src migrate.Source, dst migrate.Destination, cp migrate.Checkpoint) error {
 	rec, deleted, err := migrate.DeleteVerified(ctx, src, dst, cp, 50, m.dryRun)
-	kept := rec.Listed - rec.Skipped - len(rec.VerifiedEntries)
+	unverified := rec.Listed - rec.Skipped - len(rec.VerifiedEntries)
 	switch {
 	case m.dryRun:
-		fmt.Fprintf(m.Stdout, "--delete-after-verify: would delete %d message(s) from %s, verified at the destination now; %d would stay (not verified there yet; a real run deletes what it copies and verifies)\n",
-			len(deleted), src.Describe(), kept)
-		if m.verbose || m.dryRun {
-			for _, e := range deleted {
-				fmt.Fprintf(m.Stdout, "  would delete %s\n", e.ID)
-			}
+		fmt.Fprintf(m.Stdout, "--delete-after-verify: would delete %d message(s) from %s, verified at the destination now; %d would stay (%d not verified there yet: a real run deletes what it copies and verifies; %d kept on purpose)\n",
+			len(deleted), src.Describe(), unverified+len(rec.Stay), unverified, len(rec.Stay))
+		for _, e := range deleted {
+			fmt.Fprintf(m.Stdout, "  would delete %s\n", e.ID)
 		}
 	default:
-		fmt.Fprintf(m.Stdout, "--delete-after-verify: deleted %d message(s) from %s after verifying each at the destination; %d stay on the server (not verified)\n",
-			len(deleted), src.Describe(), kept+len(rec.VerifiedEntries)-len(deleted))
+		fmt.Fprintf(m.Stdout, "--delete-after-verify: deleted %d message(s) from %s after verifying each at the destination; %d stay on the server (%d not verified, %d kept on purpose)\n",
+			len(deleted), src.Describe(), rec.Listed-rec.Skipped-len(deleted), rec.Listed-rec.Skipped-len(deleted)-len(rec.Stay), len(rec.Stay))
+	}
+	for _, s := range rec.Stay {
+		fmt.Fprintf(m.Stdout, "  stays: %s: %s\n", s.ID, s.Reason)
 	}
 	return err
 }

@@ -33,9 +33,10 @@ type SourceConfig struct {
 
 // Source reads a POP3 mailbox. It never deletes anything.
 type Source struct {
-	cfg   SourceConfig
-	c     *Client
-	notes []string
+	cfg       SourceConfig
+	c         *Client
+	notes     []string // of the session
+	listNotes []string // of the latest listing
 	// numOf maps UIDLs to this session's message numbers after a reconnect
 	// (where numbers may shift), so the right message is found again; nil
 	// in the session that listed the messages.
@@ -67,7 +68,7 @@ func (s *Source) Describe() string {
 // Notes reports what the user should know about this mailbox.
 func (s *Source) Notes() []string {
 	var out []string
-	for _, n := range s.notes {
+	for _, n := range append(slices.Clone(s.notes), s.listNotes...) {
 		if !slices.Contains(out, n) { // a List tried again says it again
 			out = append(out, n)
 		}
@@ -169,11 +170,12 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
+	s.listNotes = nil // of the latest listing only
 	stop := s.closeOnCancel(ctx)
 	defer stop()
 	infos, uids, err := s.c.ListAll()
 	if errors.Is(err, ErrNoUIDL) {
-		s.notes = append(s.notes, "the POP3 server has no UIDL: messages are recognised by their content, so every run reads every message")
+		s.listNotes = append(s.listNotes, "the POP3 server has no UIDL: messages are recognised by their content, so every run reads every message")
 		uids, err = nil, nil
 	}
 	if err != nil {
@@ -183,7 +185,7 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 	// In this session the listing's numbers are the numbers: no map until a
 	// reconnection (100,000 UIDLs would cost megabytes for nothing).
 	s.hasUIDL, s.numOf = uids != nil, nil
-	s.notes = append(s.notes, s.c.Bad...)
+	s.listNotes = append(s.listNotes, s.c.Bad...)
 	s.c.Bad = nil
 	// Every message either listing knows of: a server whose LIST and UIDL
 	// disagree has its extra UIDL messages read too (their size unknown).
@@ -199,7 +201,7 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 	}
 	if len(extra) > 0 {
 		slices.Sort(extra)
-		s.notes = append(s.notes, fmt.Sprintf("the POP3 server's LIST and UIDL disagree: UIDL names %d message(s) LIST leaves out (%v): they are read too", len(extra), clipNums(extra)))
+		s.listNotes = append(s.listNotes, fmt.Sprintf("the POP3 server's LIST and UIDL disagree: UIDL names %d message(s) LIST leaves out (%v): they are read too", len(extra), clipNums(extra)))
 		for _, n := range extra {
 			infos = append(infos, MsgInfo{Num: n})
 		}
@@ -212,17 +214,39 @@ func (s *Source) List(ctx context.Context) ([]migrate.Entry, error) {
 		}
 	}
 	if uids != nil && noUID > 0 {
-		s.notes = append(s.notes, fmt.Sprintf("UIDL names no unique id for %d listed message(s): they are recognised by their content", noUID))
+		s.listNotes = append(s.listNotes, fmt.Sprintf("UIDL names no unique id for %d listed message(s): they are recognised by their content", noUID))
 	}
-	seen := make(map[string]bool, len(uids))
+	// A UIDL given to several messages names none of them: each is
+	// recognised by its content. Naming the first by it would let the
+	// second inherit its record once the first left the server (popa3d
+	// makes UIDLs of the headers, and identical headers happen).
+	shared := map[string]int{}
+	for _, in := range infos {
+		if u, ok := uids[in.Num]; ok {
+			shared[u]++
+		}
+	}
+	var sharedUIDLs []string
+	sharedMsgs := 0
+	for u, n := range shared {
+		if n > 1 {
+			sharedUIDLs = append(sharedUIDLs, fmt.Sprintf("%q (%d messages)", u, n))
+			sharedMsgs += n
+		}
+	}
+	if len(sharedUIDLs) > 0 {
+		slices.Sort(sharedUIDLs)
+		if len(sharedUIDLs) > 5 {
+			sharedUIDLs = append(sharedUIDLs[:5], fmt.Sprintf("and %d more", len(sharedUIDLs)-5))
+		}
+		s.listNotes = append(s.listNotes, fmt.Sprintf("the POP3 server gives the same UIDL to several messages, %d in all (%s): they are recognised by their content",
+			sharedMsgs, strings.Join(sharedUIDLs, ", ")))
+	}
 	out := make([]migrate.Entry, 0, len(infos))
 	for _, in := range infos {
 		e := migrate.Entry{Num: in.Num, Size: in.Size}
-		if u, ok := uids[in.Num]; ok && !seen[u] {
+		if u, ok := uids[in.Num]; ok && shared[u] == 1 {
 			e.ID = "uidl:" + u
-			seen[u] = true
-		} else if ok {
-			s.notes = append(s.notes, fmt.Sprintf("the POP3 server gives UIDL %q to two messages: the second is recognised by its content", u))
 		}
 		out = append(out, e)
 	}
