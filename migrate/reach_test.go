@@ -30,6 +30,16 @@ func TestWrongPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
+	old := &pop3test.Server{User: "u", Pass: "p", Messages: e.pop.Messages, NoCAPA: true} // popa3d: no CAPA, no STLS
+	oldAddr, err := old.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	imapAt := func(mode imap.TLSMode) migrate.Destination {
+		return imap.New(imap.Config{Addr: e.imapAddr, User: "u", Password: func() (string, error) { return "p", nil },
+			TLS: mode, TLSConfig: e.clientTLS, Timeout: time.Second})
+	}
 	for _, tc := range []struct {
 		name string
 		src  migrate.Source
@@ -40,6 +50,11 @@ func TestWrongPort(t *testing.T) {
 		{"pop3s at a plaintext port", popAt(e, plainAddr, pop3.TLSImplicit, 5*time.Second), e.dst, "is a POP3 port without TLS"},
 		{"imaps at a POP3 port", e.src, imap.New(imap.Config{Addr: e.pop.Addr(), User: "u", Password: func() (string, error) { return "p", nil },
 			TLSConfig: e.clientTLS, Timeout: 5 * time.Second}), "is a POP3 server, not an IMAP server"},
+		// A TLS port waits for a handshake: the greeting never comes.
+		{"pop3 at a POP3 TLS port", popAt(e, e.pop.Addr(), pop3.TLSStartTLS, time.Second), e.dst, "is a port that expects TLS from the start, not a POP3 server without TLS at first: use pop3s://"},
+		{"imap at an IMAP TLS port", e.src, imapAt(imap.TLSStartTLS), "is a port that expects TLS from the start, not an IMAP server without TLS at first: use imaps://"},
+		{"pop3 at a server that refuses STLS", popAt(e, oldAddr, pop3.TLSStartTLS, 5*time.Second), e.dst, "POP3 server without TLS on this port (it refused STLS"},
+		{"pop3 at a server without STLS", popAt(e, plainAddr, pop3.TLSStartTLS, 5*time.Second), e.dst, "POP3 server without TLS on this port (its capabilities have no STLS)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()

@@ -232,6 +232,25 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 
+	// Dovecot's TLS ports given without TLS: named at once, with the URL to
+	// use, not retried as an outage.
+	for _, tc := range []struct{ name, from, to, want string }{
+		{"pop3 at the POP3 TLS port", "pop3://" + p.src.Name + "@" + p.srv.POP3S, "imaps://" + p.dst.Name + "@" + p.srv.IMAPS, "use pop3s://"},
+		{"imap at the IMAP TLS port", "pop3s://" + p.src.Name + "@" + p.srv.POP3S, "imap://" + p.dst.Name + "@" + p.srv.IMAPS, "use imaps://"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			sum, out, err := p.runMain(t, "--from", tc.from, "--to", tc.to, "--ca-file", p.srv.CAFile, "--state", p.state+".tls", "--dry-run")
+			var buf bytes.Buffer
+			if code := exitCode(&buf, sum, err); code == exitOK || !strings.Contains(buf.String(), "expects TLS from the start") || !strings.Contains(buf.String(), tc.want) {
+				t.Fatalf("exit %d: %s %s", code, buf.String(), out)
+			}
+			if d := time.Since(start); d > 30*time.Second {
+				t.Errorf("took %s: tried again as if the server were down?", d)
+			}
+		})
+	}
+
 	t.Run("password in URL refused", func(t *testing.T) {
 		m := &Main{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
 		m.ParseFlags([]string{"--from", "pop3s://u:secret@127.0.0.1", "--to", "imaps://u@127.0.0.1"})

@@ -6,9 +6,14 @@ package wire
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -93,4 +98,45 @@ func (c *FirstBytes) Read(p []byte) (int, error) {
 		c.First = append(c.First, p[:min(n, 64-len(c.First))]...)
 	}
 	return n, err
+}
+
+// ProbeTLS makes a TLS handshake with addr on a connection of its own and
+// returns its error: nil, or a certificate error, means the port speaks
+// TLS from the start, as a port where a client without TLS waits for a
+// greeting that never comes (or is dropped) does. The certificate is
+// checked as cfg says; nothing but the handshake is sent.
+// A port found silent to TLS too is not probed again by this process: a
+// server that does not answer costs the probe's time once.
+func ProbeTLS(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, cfg *tls.Config, timeout time.Duration) error {
+	if _, ok := silentToTLS.Load(addr); ok {
+		return errSilentToTLS
+	}
+	err := probeTLS(ctx, dial, addr, cfg, timeout)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		silentToTLS.Store(addr, true)
+	}
+	return err
+}
+
+var (
+	silentToTLS    sync.Map
+	errSilentToTLS = errors.New("no answer to a TLS handshake either")
+)
+
+func probeTLS(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, cfg *tls.Config, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	raw, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	cfg = cfg.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	return tls.Client(raw, cfg).HandshakeContext(ctx)
 }

@@ -172,6 +172,14 @@ func (d *Destination) connect(ctx context.Context) error {
 		}
 		var stall *StallError
 		if errors.As(err, &stall) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if d.cfg.TLS != TLSImplicit && len(first.First) == 0 {
+				// Silence, or a hang-up, is what a TLS port gives a
+				// client that does not begin with TLS.
+				if perr := wire.ProbeTLS(ctx, dial, d.cfg.Addr, d.cfg.TLSConfig, probeTimeout); perr == nil || migrate.CertError(perr) {
+					return &migrate.Fatal{Err: &migrate.WrongServer{Server: d.cfg.Addr, Want: "an IMAP server without TLS at first",
+						Found: "a port that expects TLS from the start", Hint: "use imaps://USER@HOST:PORT for it"}}
+				}
+			}
 			return d.unreachable(err)
 		}
 		return err
@@ -198,8 +206,12 @@ func (d *Destination) connect(ctx context.Context) error {
 	return nil
 }
 
-// greetTimeout bounds the wait for a connection and its greeting.
-const greetTimeout = 15 * time.Second
+// greetTimeout bounds the wait for a connection and its greeting;
+// probeTimeout the TLS handshake that tells a TLS port after a silence.
+const (
+	greetTimeout = 15 * time.Second
+	probeTimeout = 3 * time.Second
+)
 
 // unreachable marks a failure to connect or to be greeted as a server not
 // reached, which gets a few quick tries only, unless it was reached before

@@ -135,6 +135,14 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 			return nil, &migrate.Fatal{Err: wrongServer(addr, "a POP3 server", first.First, false)}
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if opts.TLS != TLSImplicit && len(first.First) == 0 {
+				// Silence, or a hang-up, is what a TLS port gives a
+				// client that does not begin with TLS.
+				if perr := wire.ProbeTLS(ctx, dial, addr, opts.TLSConfig, probeTimeout); perr == nil || migrate.CertError(perr) {
+					return nil, &migrate.Fatal{Err: &migrate.WrongServer{Server: addr, Want: "a POP3 server without TLS at first",
+						Found: "a port that expects TLS from the start", Hint: "use pop3s://USER@HOST:PORT for it"}}
+				}
+			}
 			return nil, &migrate.Unreachable{Server: addr, Err: fmt.Errorf("no greeting: %w", err)}
 		}
 		return nil, err
@@ -142,7 +150,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	idle.Timeout = opts.Timeout
 	c.capa() // optional (RFC 2449): an old server that refuses it is fine
 	if opts.TLS == TLSStartTLS {
-		if err := c.startTLS(ctx, opts.TLSConfig, opts.Timeout); err != nil {
+		if err := c.startTLS(ctx, addr, opts.TLSConfig, opts.Timeout); err != nil {
 			raw.Close()
 			return nil, err
 		}
@@ -150,8 +158,12 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// greetTimeout bounds the wait for a connection and its greeting.
-const greetTimeout = 15 * time.Second
+// greetTimeout bounds the wait for a connection and its greeting;
+// probeTimeout the TLS handshake that tells a TLS port after a silence.
+const (
+	greetTimeout = 15 * time.Second
+	probeTimeout = 3 * time.Second
+)
 
 // wrongServer says what answered at addr instead of a POP3 server, and what
 // to do about it.
@@ -197,11 +209,21 @@ func (c *Client) Has(capability string) bool {
 // Close drops the connection without QUIT.
 func (c *Client) Close() error { return c.conn.Close() }
 
-func (c *Client) startTLS(ctx context.Context, cfg *tls.Config, timeout time.Duration) error {
+func (c *Client) startTLS(ctx context.Context, addr string, cfg *tls.Config, timeout time.Duration) error {
+	noTLS := func(why string) error {
+		// No retry can help: said at once, with what to do.
+		return &migrate.Fatal{Err: &migrate.WrongServer{Server: addr, Want: "a POP3 server with STLS",
+			Found: "a POP3 server without TLS on this port (" + why + ")",
+			Hint:  "use pop3s://USER@HOST:PORT at its TLS port (995), or, on a network you trust, pop3://USER@HOST:PORT?tls=none with --allow-plaintext"}}
+	}
 	if !c.Has("STLS") && c.caps != nil {
-		return errors.New("pop3: server does not offer STLS; use pop3s:// (implicit TLS) or, on a trusted network, --allow-plaintext")
+		return noTLS("its capabilities have no STLS")
 	}
 	if _, err := c.cmd("STLS", "STLS"); err != nil {
+		var perr *Error
+		if errors.As(err, &perr) {
+			return noTLS(fmt.Sprintf("it refused STLS: %q", wire.Clip(perr.Msg)))
+		}
 		return err
 	}
 	if c.br.Buffered() > 0 {
