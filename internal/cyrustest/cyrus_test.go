@@ -13,6 +13,8 @@ import (
 
 	"github.com/mailmove/mailmove/internal/mailserver"
 	"github.com/mailmove/mailmove/internal/rawpop3"
+	"github.com/mailmove/mailmove/migrate"
+	mimap "github.com/mailmove/mailmove/migrate/imap"
 )
 
 var (
@@ -230,4 +232,40 @@ func TestAppend8bitReject(t *testing.T) {
 		t.Fatalf("APPEND with reject8bit: yes: %v, want NO ... non-ASCII characters in headers", err)
 	}
 	t.Logf("APPEND: %v", err)
+}
+
+// TestFetchLiteral8: Cyrus answers BODY[] of a message holding a NUL byte
+// with a literal8 (~{n}), which go-imap cannot read: mailmove's destination
+// reads it whole all the same (it compares such messages by content), and
+// the message after it too.
+func TestFetchLiteral8(t *testing.T) {
+	s := need(t)
+	u, err := s.AddUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nul := []byte("From: a@example.org\r\nSubject: nul\r\n\r\nbefore\x00after\r\n")
+	if err := s.Seed(u, [][]byte{nul, plain}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := mailserver.TLSConfig(s.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := mimap.New(mimap.Config{Addr: s.Addrs().IMAPS, User: u.Name, Password: func() (string, error) { return u.Password, nil },
+		TLSConfig: cfg, Timeout: 10 * time.Second})
+	defer d.Close()
+	var uids []uint32
+	if err := d.Scan(t.Context(), "INBOX", 0, func(x migrate.Existing) error { uids = append(uids, x.UID); return nil }); err != nil || len(uids) != 2 {
+		t.Fatalf("scan: %v %v", uids, err)
+	}
+	for i, want := range [][]byte{nul, plain} {
+		var got bytes.Buffer
+		if err := d.FetchBody(t.Context(), "INBOX", uids[i], &got); err != nil {
+			t.Fatalf("fetch UID %d: %v\n%s", uids[i], err, s.Log())
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("UID %d reads %q, want %q", uids[i], got.Bytes(), want)
+		}
+	}
 }

@@ -560,7 +560,8 @@ func (d *Destination) FetchBody(ctx context.Context, folder string, uid uint32, 
 		return err
 	}
 	folder, _ = d.canonical(folder)
-	return d.do(ctx, func(c *imapclient.Client) error {
+	cw := &countWriter{w: w}
+	err := d.do(ctx, func(c *imapclient.Client) error {
 		// A message another connection appended may not be visible to
 		// this session's view of the folder yet: when the FETCH finds
 		// nothing, the folder is selected afresh and asked once more.
@@ -579,7 +580,7 @@ func (d *Destination) FetchBody(ctx context.Context, folder string, uid uint32, 
 				for item := msg.Next(); item != nil; item = msg.Next() {
 					if b, ok := item.(imapclient.FetchItemDataBodySection); ok && b.Literal != nil && werr == nil {
 						found = true
-						_, werr = io.Copy(w, b.Literal)
+						_, werr = io.Copy(cw, b.Literal)
 					}
 				}
 			}
@@ -594,6 +595,24 @@ func (d *Destination) FetchBody(ctx context.Context, folder string, uid uint32, 
 			}
 		}
 	})
+	if decodeFailed(err) && cw.n == 0 {
+		// go-imap could not read the reply (and dropped the connection):
+		// read it on one of ours.
+		return d.fetchOwn(ctx, folder, uid, w)
+	}
+	return err
+}
+
+// countWriter counts what goes through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Present implements migrate.Destination: one SELECT (or EXAMINE) and one
