@@ -120,6 +120,15 @@ func TestStopMidBatch(t *testing.T) {
 	if got >= len(msgs) || got != sum.Copied {
 		t.Fatalf("stopped with %d at the destination, %d recorded copied: the batch was not cut short", got, sum.Copied)
 	}
+	// The spam check counts the messages that have an outcome, not those
+	// read but never sent.
+	counted := 0
+	for _, n := range sum.Verdicts {
+		counted += n
+	}
+	if counted != sum.Copied+sum.Present+sum.Duplicates+sum.Failed {
+		t.Errorf("spam check counts %d messages (%v), the run settled %d", counted, sum.Verdicts, sum.Copied+sum.Present+sum.Duplicates+sum.Failed)
+	}
 	sum = e.run(t, nil)
 	if sum.Copied != len(msgs)-got || sum.Reconciled != 0 {
 		t.Fatalf("next run: copied %d (want %d), reconciled %d", sum.Copied, len(msgs)-got, sum.Reconciled)

@@ -81,6 +81,7 @@ type runner struct {
 	sum         Summary
 	seq         int
 	done        map[string]State
+	verdictOf   map[string]string // spam verdict keys of messages without an outcome yet
 	idx         map[string]*folderIndex
 	boxes       map[string]MailboxInfo
 	authRetried bool                  // the one retry a transient-looking login refusal gets is used
@@ -164,11 +165,12 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	}
 	r := &runner{
 		src: src, dst: dst, cp: cp, opt: opt,
-		done:    map[string]State{},
-		idx:     map[string]*folderIndex{},
-		boxes:   map[string]MailboxInfo{},
-		boxErr:  map[string]error{},
-		checked: map[string]bool{}, flagsSeen: map[string]bool{}, flagWatch: map[string]bool{},
+		done:      map[string]State{},
+		verdictOf: map[string]string{},
+		idx:       map[string]*folderIndex{},
+		boxes:     map[string]MailboxInfo{},
+		boxErr:    map[string]error{},
+		checked:   map[string]bool{}, flagsSeen: map[string]bool{}, flagWatch: map[string]bool{},
 		plans:   map[string]FolderPlan{},
 		words:   stdmime.WordDecoder{CharsetReader: charset.Reader},
 		forming: map[string]*forming{},
@@ -770,7 +772,9 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 	}
 	cls := mime.Classify(mime.SpamInput{Header: h, JunkFolder: sourceJunk(in.Folder), Keywords: in.Flags})
 	folder, flags, spamNote := r.applySpam(in.Folder, folder, in.Flags, cls)
-	r.sum.Verdicts[cls.Key()]++
+	// Counted when the message has its outcome: one the run is stopped
+	// before sending is not in the count.
+	r.verdictOf[id] = cls.Key()
 	rec := Record{
 		ID: id, Folder: folder, Offset: in.Offset, Date: date, DateSource: dsrc, Run: r.opt.Run,
 		Verdict: string(cls.Verdict), Basis: string(cls.Basis),
@@ -1135,6 +1139,14 @@ func (r *runner) prepare(ctx context.Context, j *job, attempt int) (settled bool
 	return false, nil
 }
 
+// countVerdict counts the spam verdict of a message that has its outcome.
+func (r *runner) countVerdict(id string) {
+	if k, ok := r.verdictOf[id]; ok {
+		r.sum.Verdicts[k]++
+		delete(r.verdictOf, id)
+	}
+}
+
 // copied records a message the server confirmed.
 func (r *runner) copied(rec *Record, ev *Event, app Appended) error {
 	if app.UIDValidity != 0 {
@@ -1163,6 +1175,7 @@ func (r *runner) settle(rec *Record, ev *Event, st State, act Action, uid uint32
 	if err := r.stage(*rec); err != nil {
 		return err
 	}
+	r.countVerdict(rec.ID)
 	if strings.HasPrefix(rec.ID, "fp:") {
 		// Only a message named by its content can come up again in the
 		// same run (an identical copy); remembering the others would cost
@@ -1195,6 +1208,7 @@ func (r *runner) fail(rec *Record, ev *Event, body *Body, cause error) error {
 	if err := r.stage(*rec); err != nil {
 		return err
 	}
+	r.countVerdict(rec.ID)
 	r.sum.Failed++
 	ev.Action, ev.Reason = ActFailed, rec.Reason
 	r.emit(*ev)

@@ -376,12 +376,19 @@ func (p *progress) stop() {
 }
 
 func printSummary(w io.Writer, s migrate.Summary, err error) {
+	if err != nil && s.Listed == 0 && s.Copied == 0 && s.Failed == 0 {
+		return // stopped before looking at anything: the error says it all
+	}
 	copied := "copied"
 	if s.DryRun {
 		copied = "would copy"
 	}
-	fmt.Fprintf(w, "\n%s %d, already done %d, already at destination %d, duplicates %d, failed %d",
-		copied, s.Copied, s.AlreadyDone, s.Present, s.Duplicates, s.Failed)
+	sofar := ""
+	if err != nil && !s.Interrupted {
+		sofar = "stopped before the end (see below); so far: "
+	}
+	fmt.Fprintf(w, "\n%s%s %d, already done %d, already at destination %d, duplicates %d, failed %d",
+		sofar, copied, s.Copied, s.AlreadyDone, s.Present, s.Duplicates, s.Failed)
 	if s.Skipped > 0 {
 		fmt.Fprintf(w, ", skipped %d (deleted in the old mail client; --include-deleted copies them)", s.Skipped)
 	}
