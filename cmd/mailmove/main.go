@@ -205,7 +205,7 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 		if issuer := migrate.CertIssuer(err); issuer != "" {
 			fmt.Fprintf(w, "mailmove: the certificate was issued by %q.\n", issuer)
 		}
-		fmt.Fprintln(w, "mailmove: the server's certificate is not trusted. If it is your own server, pass its CA with --ca-file. "+
+		fmt.Fprintln(w, "mailmove: the server's certificate is not trusted. If it is your own server, pass its CA with --ca-file (once for each server: --ca-file source-ca.pem --ca-file destination-ca.pem). "+
 			"Antivirus products that scan mail (Bitdefender, Kaspersky, Avast and the like) replace certificates with their own: "+
 			"turn off their mail scanning or trust their certificate with --ca-file."+saved)
 		return exitCert
@@ -251,7 +251,7 @@ type Main struct {
 	statePath      string
 	folder         string
 	reportPath     string
-	caFile         string
+	caFiles        fileList
 	dryRun         bool
 	keepDuplicates bool
 	allowPlaintext bool
@@ -449,7 +449,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.maxMessage, "max-message-size", "", "POP3: largest message a server may send, e.g. 2G (default 1G; a message larger than its announced size allows fails alone)")
 	fs.StringVar(&m.mboxFormat, "mbox-format", "", "mbox flavour: auto, mboxrd, mboxo, mboxcl or mboxcl2 (default auto)")
 	fs.StringVar(&m.reportPath, "report", "", "write a JSON report of every message to this file")
-	fs.StringVar(&m.caFile, "ca-file", "", "PEM file of extra trusted certificate authorities")
+	fs.Var(&m.caFiles, "ca-file", "PEM file of extra trusted certificate authorities (may be given more than once: one for the source's server, one for the destination's)")
 	fs.BoolVar(&m.dryRun, "dry-run", false, "decide everything, change nothing: print what would be copied")
 	fs.BoolVar(&m.recopyMissing, "recopy-missing", false, "copy again what an earlier run copied but the destination no longer holds (deleted there; verify lists them)")
 	fs.BoolVar(&m.keepDuplicates, "keep-duplicates", false, "copy messages even when the destination already holds them")
@@ -481,8 +481,8 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.folder == "" {
 		m.folder = cfg.Folder
 	}
-	if m.caFile == "" {
-		m.caFile = expandHome(cfg.CAFile)
+	if len(m.caFiles) == 0 && cfg.CAFile != "" {
+		m.caFiles = fileList{expandHome(cfg.CAFile)}
 	}
 	if m.statePath == "" {
 		m.statePath = expandHome(cfg.State)
@@ -534,13 +534,13 @@ func (m *Main) tlsConfig(host string) (*tls.Config, error) {
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	if m.caFile != "" {
-		pem, err := os.ReadFile(m.caFile)
+	for _, f := range m.caFiles {
+		pem, err := os.ReadFile(f)
 		if err != nil {
 			return nil, usagef("--ca-file: %v", err)
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usagef("--ca-file %s: no PEM certificate in it", m.caFile)
+			return nil, usagef("--ca-file %s: no PEM certificate in it", f)
 		}
 	}
 	return &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}, nil
@@ -1200,4 +1200,14 @@ func appendConnections(wanted, maxConns int, host string) int {
 		wanted = min(wanted, limit-1)
 	}
 	return max(wanted, 0)
+}
+
+// fileList is a flag that may be given more than once.
+type fileList []string
+
+func (f *fileList) String() string { return strings.Join(*f, ", ") }
+
+func (f *fileList) Set(v string) error {
+	*f = append(*f, v)
+	return nil
 }

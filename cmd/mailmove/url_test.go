@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailmove/mailmove/internal/testcert"
 )
 
 // TestParseURL: what each URL means, and the mistakes that are refused
@@ -59,5 +65,52 @@ func TestSecretCommandTimeout(t *testing.T) {
 	}
 	if got, err := runSecretCommand(context.Background(), "password_command", "pop", "printf 'pw \\nmore'"); err != nil || got != "pw " {
 		t.Fatalf("got %q %v", got, err)
+	}
+}
+
+// TestTwoCAFiles: --ca-file given twice trusts both authorities (the
+// source's server and the destination's), not only the last.
+func TestTwoCAFiles(t *testing.T) {
+	dir := t.TempDir()
+	m := &Main{}
+	var addrs []string
+	for i := 0; i < 2; i++ {
+		certs, err := testcert.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("ca%d.pem", i))
+		os.WriteFile(path, certs.CAPEM, 0o600)
+		if err := m.caFiles.Set(path); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := certs.TLSConfig()
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.(*tls.Conn).Handshake()
+				c.Close()
+			}
+		}()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, a := range addrs {
+		cfg, err := m.tlsConfig("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tls.Dial("tcp", a, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		c.Close()
 	}
 }
