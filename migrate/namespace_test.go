@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -71,5 +72,15 @@ func TestFolderRefused(t *testing.T) {
 	}
 	if got := len(e.inbox(t)); got != 8 {
 		t.Errorf("INBOX holds %d, want the 8 ham", got)
+	}
+}
+
+// TestFolderMapOnPOP3: a POP3 mailbox has no folders, so a --folder-map
+// does nothing (--folder was meant): said, and the messages go to INBOX.
+func TestFolderMapOnPOP3(t *testing.T) {
+	e := newEnv(t, []string{msg(1, true)})
+	sum, err := migrate.Run(context.Background(), e.src, e.dst, e.state, migrate.Options{FolderMap: map[string]string{"INBOX": "Orange"}})
+	if err != nil || sum.Copied != 1 || !slices.ContainsFunc(sum.Notes, func(n string) bool { return strings.Contains(n, "--folder NAME") }) {
+		t.Fatalf("copied %d, notes %q (%v)", sum.Copied, sum.Notes, err)
 	}
 }

@@ -348,13 +348,47 @@ func (r *runner) planFolders(ctx context.Context, entries []Entry) error {
 	for _, n := range r.acctNotes {
 		r.noteOnce(n, "%s", n)
 	}
+	used := map[string]bool{}
 	for _, name := range names {
 		p := PlanFolder(name, dest, r.ns, r.opt.FolderMap)
 		r.plans[name] = p
 		r.sum.Folders = append(r.sum.Folders, p)
 		r.note("folder %q → %q (%s)", p.Source, p.Dest, p.How)
+		used[p.How] = true
 	}
-	return nil
+	return r.checkFolderMap(used)
+}
+
+// checkFolderMap refuses, before anything is copied, a --folder-map entry
+// that matches no source folder: a typo would otherwise send the folder
+// it meant where the map says it should not go, without a word.
+func (r *runner) checkFolderMap(used map[string]bool) error {
+	var unused []string
+	for k, v := range r.opt.FolderMap {
+		if !used[fmt.Sprintf("--folder-map %s=%s", k, v)] {
+			unused = append(unused, k+"="+v)
+		}
+	}
+	if len(unused) == 0 {
+		return nil
+	}
+	slices.Sort(unused)
+	var have []string
+	for name := range r.plans {
+		have = append(have, fmt.Sprintf("%q", name))
+	}
+	if len(have) == 0 {
+		// Nothing goes astray: the messages go where --folder says.
+		r.note("WARNING: --folder-map %s does nothing here: %s has no folders (a POP3 mailbox is one inbox); --folder NAME says where its messages go",
+			strings.Join(unused, ", "), r.src.Describe())
+		return nil
+	}
+	slices.Sort(have)
+	if len(have) > 20 {
+		have = append(have[:20], fmt.Sprintf("and %d more", len(have)-20))
+	}
+	return &Fatal{Err: fmt.Errorf("--folder-map %s: no folder of %s is named so (it has %s); nothing was copied",
+		strings.Join(unused, ", "), r.src.Describe(), strings.Join(have, ", "))}
 }
 
 // destFolders lists the destination's folders once per run.

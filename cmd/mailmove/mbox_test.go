@@ -158,6 +158,16 @@ func TestMboxThunderbird(t *testing.T) {
 		t.Fatalf("the dry-run wrote %d messages", len(got))
 	}
 
+	// A --folder-map whose folder is mistyped stops the run before
+	// anything is copied, naming the folders there are.
+	_, out, err = p.runMain(t, p.args("--folder-map", "Archive/2023=Old/2023")...)
+	if err == nil || !strings.Contains(err.Error()+out, `no folder of`) || !strings.Contains(err.Error()+out, `"Archives/2023"`) {
+		t.Fatalf("mistyped --folder-map: %v\n%s", err, out)
+	}
+	if got := p.fetchAll(t, p.dst, "INBOX"); len(got) != 0 {
+		t.Fatalf("a mistyped --folder-map copied %d messages", len(got))
+	}
+
 	sum, out, err = p.runMain(t, p.args()...)
 	if err != nil || sum.Copied != len(filed)-deleted || sum.Skipped != deleted || sum.Failed != 0 {
 		t.Fatalf("run: %+v %v\n%s", sum, err, out)
