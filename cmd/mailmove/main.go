@@ -370,8 +370,9 @@ Flags:
 Lists the source again and checks every message against the state and the
 destination: per folder, what the source has, what is recorded as done and
 what is there now, and every missing message by name. --content also fetches
-every message mailmove copied and compares it byte for byte with the source
-(line endings aside), naming every difference. Writes nothing; exits 0 only
+every message mailmove copied and compares it byte for byte with what
+mailmove sends for the source's message (line endings aside; a repaired
+message with its repairs made again), naming every difference. Writes nothing; exits 0 only
 when everything is there (and, with --content, as sent), 3 otherwise.
 
 Examples:
@@ -440,7 +441,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.deleteAfter, "delete-after-verify", false, "POP3: after the copy, delete from the server the messages verified at the destination (off by default)")
 	fs.StringVar(&m.undoRun, "run", "", "undo: the run whose appended messages to remove (see the report or the output)")
 	fs.BoolVar(&m.yes, "yes", false, "undo: do not ask for confirmation")
-	fs.BoolVar(&m.content, "content", false, "verify: also fetch every copied message and compare it byte for byte with the source")
+	fs.BoolVar(&m.content, "content", false, "verify: also fetch every copied message and compare it byte for byte with what mailmove sends for the source's (repairs included)")
 	fs.BoolVar(&m.debugWire, "debug-wire", false, "print the protocol exchanges on stderr (credentials replaced by ***, message content left out for POP3)")
 	fs.StringVar(&m.rate, "rate", "", "at most this many messages and/or bytes per second to the destination: 5, 2MB or 5,2MB")
 	fs.StringVar(&m.until, "until", "", "stop cleanly at this time of day (HH:MM, local time), as Ctrl-C does; run again to carry on")
@@ -984,7 +985,7 @@ func (m *Main) verify(ctx context.Context, src migrate.Source, dst migrate.Desti
 		if err := migrate.VerifyContent(ctx, src, dst, cp, &rec, ""); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "content: %d copied message(s) fetched and compared byte for byte with the source (line endings aside): %d identical, %d differ\n",
+		fmt.Fprintf(w, "content: %d copied message(s) fetched and compared byte for byte with what mailmove sends for the source's message (its bytes with CRLF line endings, repaired as recorded): %d identical, %d differ\n",
 			rec.ContentChecked, rec.ContentSame, len(rec.Differences))
 		for _, d := range rec.Differences {
 			if d.Diff != nil {
