@@ -131,7 +131,7 @@ func (r *runner) confirmDone(ctx context.Context, held map[folderValidity][]uint
 			if r.missing == nil {
 				r.missing = map[string]string{}
 			}
-			r.missing[rec.ID] = fmt.Sprintf("recorded as copied to %s %s but no longer there (deleted there?); --recopy-missing copies it again", rec.Folder, where)
+			r.missing[rec.ID] = fmt.Sprintf("%srecorded as copied to %s %s but no longer there (deleted there?); --recopy-missing copies it again", rec.Named(), rec.Folder, where)
 		}
 		return nil
 	})

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -260,6 +261,22 @@ type Record struct {
 	Basis   string    `json:"verdict_basis,omitempty"`
 	Run     string    `json:"run,omitempty"`
 	At      time.Time `json:"at,omitzero"`
+}
+
+// Named says which mail a record is about, for a person: its Message-ID
+// and date, as "<id@host>, dated 2 Jan 2024 10:04: "; "" when it has none.
+func (r Record) Named() string {
+	var parts []string
+	if r.MessageID != "" {
+		parts = append(parts, r.MessageID)
+	}
+	if !r.Date.IsZero() {
+		parts = append(parts, "dated "+r.Date.Format("2 Jan 2006 15:04"))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, ", ") + ": "
 }
 
 // Checkpoint remembers, per source message, what happened to it.

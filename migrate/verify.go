@@ -91,7 +91,7 @@ func Verify(ctx context.Context, src Source, dst Destination, cp Checkpoint) (Re
 		if !ok || !r.State.Final() {
 			reason := "not copied yet"
 			if ok {
-				reason = fmt.Sprintf("not copied: %s (%s)", r.State, r.Reason)
+				reason = fmt.Sprintf("%snot copied: %s (%s)", r.Named(), r.State, r.Reason)
 			}
 			rec.Missing = append(rec.Missing, VerifyMissing{ID: e.ID, Folder: folder, Reason: reason})
 			return nil
@@ -110,7 +110,7 @@ func Verify(ctx context.Context, src Source, dst Destination, cp Checkpoint) (Re
 		}
 		if !found {
 			rec.Missing = append(rec.Missing, VerifyMissing{ID: e.ID, Folder: folder,
-				Reason: fmt.Sprintf("recorded as %s but not in %s now (deleted there?)", r.State, folder)})
+				Reason: fmt.Sprintf("%srecorded as %s but not in %s now (deleted there?)", r.Named(), r.State, folder)})
 			return nil
 		}
 		vf.Present++

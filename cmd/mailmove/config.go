@@ -240,7 +240,7 @@ func parseURL(s string) (Endpoint, error) {
 	case "imaps":
 		e.Type, e.TLS = "imap", "implicit"
 	default:
-		return Endpoint{}, fmt.Errorf("unknown scheme %q: use pop3://, pop3s://, imap:// or imaps://", u.Scheme)
+		return Endpoint{}, &schemeError{u.Scheme}
 	}
 	if p := u.Port(); p != "" {
 		if e.Port, err = strconv.Atoi(p); err != nil {
@@ -266,8 +266,13 @@ func parseURL(s string) (Endpoint, error) {
 
 // resolve turns --from/--to into an endpoint: a URL or a config name.
 func (c *Config) resolve(flagName, v string) (Endpoint, error) {
+	example := "pop3s://you@pop.example.org or mbox:PATH (a local mail store)"
+	schemes := "use pop3:// or pop3s:// (or mbox:PATH for a local mail store)"
+	if flagName == "to" {
+		example, schemes = "imaps://you@imap.example.org", "use imap:// or imaps://"
+	}
 	if v == "" {
-		return Endpoint{}, usagef("--%s is required (a URL such as pop3s://you@pop.example.org, or an endpoint name from the config file)", flagName)
+		return Endpoint{}, usagef("--%s is required (a URL such as %s, or an endpoint name from the config file)", flagName, example)
 	}
 	if path, ok := strings.CutPrefix(v, "mbox:"); ok {
 		e := Endpoint{Name: flagName, Type: "mbox", Path: strings.TrimPrefix(path, "//")}
@@ -278,6 +283,10 @@ func (c *Config) resolve(flagName, v string) (Endpoint, error) {
 	}
 	if strings.Contains(v, "://") {
 		e, err := parseURL(v)
+		var scheme *schemeError
+		if errors.As(err, &scheme) {
+			return e, usagef("--%s: unknown scheme %q: %s", flagName, scheme.scheme, schemes)
+		}
 		if err != nil {
 			return e, usagef("--%s: %v", flagName, err)
 		}
@@ -374,4 +383,11 @@ func identity(e Endpoint) string {
 		return "mbox:" + abs
 	}
 	return e.Type + ":" + e.User + "@" + strings.ToLower(e.Host)
+}
+
+// schemeError is a URL of a kind mailmove does not know.
+type schemeError struct{ scheme string }
+
+func (e *schemeError) Error() string {
+	return fmt.Sprintf("unknown scheme %q: use pop3://, pop3s://, imap:// or imaps://", e.scheme)
 }

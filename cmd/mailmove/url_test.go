@@ -114,3 +114,20 @@ func TestTwoCAFiles(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestSchemeHints: a usage error suggests what the flag takes: POP3 or a
+// local store for --from, IMAP for --to.
+func TestSchemeHints(t *testing.T) {
+	var c Config
+	for _, tc := range []struct{ flag, v, want, not string }{
+		{"from", "https://x@example.org", "pop3s://", "imap"},
+		{"to", "https://x@example.org", "imaps://", "pop3"},
+		{"from", "", "mbox:PATH", "imaps"},
+		{"to", "", "imaps://you@imap.example.org", "pop3"},
+	} {
+		_, err := c.resolve(tc.flag, tc.v)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), tc.not) {
+			t.Errorf("--%s %q: %v; want %q without %q", tc.flag, tc.v, err, tc.want, tc.not)
+		}
+	}
+}
