@@ -48,12 +48,14 @@ func (s *Store) Claim(source, dest string) error {
 		return err
 	}
 	if src != "" || dst != "" {
-		if src != source || dst != dest {
+		if !samePair(src, source) || !samePair(dst, dest) {
 			return &PairError{Path: s.path, Source: src, Destination: dst, RunSource: source, RunDestination: dest}
 		}
-		return nil
-	}
-	if s.db.IsReadOnly() {
+		if src == source && dst == dest || s.db.IsReadOnly() {
+			return nil
+		}
+		// Recorded before identities named unusual ports: named now.
+	} else if s.db.IsReadOnly() {
 		return nil
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -66,6 +68,17 @@ func (s *Store) Claim(source, dest string) error {
 		}
 		return b.Put(keyDest, []byte(dest))
 	})
+}
+
+// PortSuffix begins the part of an endpoint identity that names a port
+// other than the protocol's usual ones: "pop3:u@host (port 2110)".
+const PortSuffix = " (port "
+
+// samePair reports whether a recorded identity is the run's: the same, or
+// the same without the port, as states recorded before ports were named.
+func samePair(recorded, now string) bool {
+	base, _, _ := strings.Cut(now, PortSuffix)
+	return recorded == now || recorded == base
 }
 
 // PairLock is held, for a whole run, by the one run of a source and

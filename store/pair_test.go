@@ -58,3 +58,25 @@ func TestLockPair(t *testing.T) {
 	}
 	b.Release()
 }
+
+// TestClaimPort: a state recorded before identities named unusual ports
+// is adopted by the same account at such a port, which is then recorded;
+// another port after that is another server.
+func TestClaimPort(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Claim("pop3:u@127.0.0.1", "imap:u@127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := "pop3:u@127.0.0.1"+PortSuffix+"2110)", "imap:u@127.0.0.1"+PortSuffix+"2143)"
+	if err := s.Claim(src, dst); err != nil {
+		t.Fatalf("same account, port now named: %v", err)
+	}
+	var pe *PairError
+	if err := s.Claim(src, "imap:u@127.0.0.1"+PortSuffix+"3143)"); !errors.As(err, &pe) || pe.Destination != dst {
+		t.Fatalf("another port: %v", err)
+	}
+}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/term"
+
+	"github.com/mailmove/mailmove/store"
 )
 
 // usageError is a mistake in the command line or the configuration: exit 2.
@@ -373,7 +375,10 @@ func stateFile(from, to Endpoint) string {
 }
 
 // identity names an endpoint's account for the state file and the run
-// lock: the same account however it is reached (port, TLS mode).
+// lock: the same account however it is reached over the protocol's usual
+// ports (110 or 995, 143 or 993, with or without TLS). Another port is
+// named: it may be another server on the same host (a tunnel, a test
+// machine), with accounts of its own.
 func identity(e Endpoint) string {
 	if e.Type == "mbox" {
 		abs, err := filepath.Abs(e.Path)
@@ -382,7 +387,12 @@ func identity(e Endpoint) string {
 		}
 		return "mbox:" + abs
 	}
-	return e.Type + ":" + e.User + "@" + strings.ToLower(e.Host)
+	id := e.Type + ":" + e.User + "@" + strings.ToLower(e.Host)
+	switch e.Port {
+	case 0, 110, 995, 143, 993:
+		return id
+	}
+	return id + store.PortSuffix + strconv.Itoa(e.Port) + ")"
 }
 
 // schemeError is a URL of a kind mailmove does not know.
