@@ -190,24 +190,34 @@ func (s *slots) take(ctx context.Context, servers []string) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		need := map[string]int{}
-		for _, k := range servers {
-			need[k]++ // a server named n times needs n slots
-		}
-		free := true
-		for k, n := range need {
-			if s.used[k]+n > s.max {
-				free = false
-			}
-		}
-		if free {
-			for _, k := range servers {
-				s.used[k]++
-			}
+		if s.takeLocked(servers) {
 			return true
 		}
 		s.cond.Wait()
 	}
+}
+
+// tryTake takes the slots if they are free now, without waiting.
+func (s *slots) tryTake(servers []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeLocked(servers)
+}
+
+func (s *slots) takeLocked(servers []string) bool {
+	need := map[string]int{}
+	for _, k := range servers {
+		need[k]++ // a server named n times needs n slots
+	}
+	for k, n := range need {
+		if s.used[k]+n > s.max {
+			return false
+		}
+	}
+	for _, k := range servers {
+		s.used[k]++
+	}
+	return true
 }
 
 func (s *slots) give(servers []string) {
@@ -291,7 +301,7 @@ func batch(args []string, stdout, stderr io.Writer, ctx context.Context) int {
 	lines.stop()
 
 	code := exitOK
-	fmt.Fprintf(stdout, "\n%-5s  %-40s  %-8s  %6s  %6s  %s\n", "LINE", "MAILBOX", "RESULT", "COPIED", "FAILED", "OUTCOME")
+	fmt.Fprintf(stdout, "\n%-5s  %-59s  %-8s  %6s  %6s  %s\n", "LINE", "MAILBOX", "RESULT", "COPIED", "FAILED", "OUTCOME")
 	for _, r := range results {
 		if r.Line == 0 {
 			continue // not started: interrupted
@@ -301,7 +311,7 @@ func batch(args []string, stdout, stderr io.Writer, ctx context.Context) int {
 			res = "exit " + strconv.Itoa(r.Exit)
 			code = exitIncomplete
 		}
-		fmt.Fprintf(stdout, "%-5d  %-40s  %-8s  %6d  %6d  %s\n", r.Line, clipMiddle(r.From+" → "+r.To, 40), res, r.Summary.Copied, r.Summary.Failed, r.Outcome)
+		fmt.Fprintf(stdout, "%-5d  %-59s  %-8s  %6d  %6d  %s\n", r.Line, clipEnd(r.From, 28)+" → "+clipEnd(r.To, 28), res, r.Summary.Copied, r.Summary.Failed, r.Outcome)
 	}
 	if *report != "" {
 		data, _ := json.MarshalIndent(map[string]any{"shard": *shard, "mailboxes": results}, "", "  ")
@@ -382,10 +392,12 @@ func migrateJob(ctx context.Context, res *JobResult, common []string, stateDir s
 	}
 	sort.Strings(servers)
 	label := fmt.Sprintf("line %d %s → %s", j.Line, j.From, j.To)
-	progress(label + ": waiting for a connection slot")
-	if !caps.take(ctx, servers) {
-		res.Outcome, res.Exit = "not started: interrupted", exitInterrupted
-		return nil
+	if !caps.tryTake(servers) {
+		progress(label + ": waiting for a connection slot")
+		if !caps.take(ctx, servers) {
+			res.Outcome, res.Exit = "not started: interrupted", exitInterrupted
+			return nil
+		}
 	}
 	defer caps.give(servers)
 	m := &Main{Stdout: io.Discard, Stderr: io.Discard, batchJob: true}
@@ -514,13 +526,12 @@ func (b *board) stop() {
 	}
 }
 
-// clipMiddle shortens s by its middle, so that rows that differ only at the
-// end (the user of the same provider) still differ.
-func clipMiddle(s string, n int) string {
+// clipEnd keeps the start of s (the scheme and the user, which tell one
+// mailbox from the next), within n characters.
+func clipEnd(s string, n int) string {
 	r := []rune(s)
 	if len(r) <= n {
 		return s
 	}
-	head := (n - 1) / 2
-	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
+	return string(r[:n-1]) + "…"
 }

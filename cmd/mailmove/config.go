@@ -181,7 +181,7 @@ func (e *Endpoint) check() error {
 // token runs the endpoint's token_command and returns the first line it
 // prints: an OAuth 2.0 access token. It is run at every login.
 func (e Endpoint) token(ctx context.Context) (string, error) {
-	t, err := runSecretCommand(ctx, "token_command", e.Name, e.TokenCommand)
+	t, err := runSecretCommand(ctx, "token_command", e.label(), e.TokenCommand)
 	return strings.TrimSpace(t), err
 }
 
@@ -266,6 +266,20 @@ func parseURL(s string) (Endpoint, error) {
 	return e, e.check()
 }
 
+// label names an endpoint for a person: its config name, else its
+// account.
+func (e Endpoint) label() string {
+	switch {
+	case e.Name != "" && e.User != "":
+		return fmt.Sprintf("%s (%s@%s)", e.Name, e.User, e.Host)
+	case e.User != "":
+		return e.User + "@" + e.Host
+	case e.Name != "":
+		return e.Name
+	}
+	return e.Path
+}
+
 // resolve turns --from/--to into an endpoint: a URL or a config name.
 func (c *Config) resolve(flagName, v string) (Endpoint, error) {
 	example := "pop3s://you@pop.example.org or mbox:PATH (a local mail store)"
@@ -321,7 +335,7 @@ func (e Endpoint) password(ctx context.Context, envVar string) (string, error) {
 		return firstLine(data), nil
 	}
 	if e.PasswordCommand != "" {
-		return runSecretCommand(ctx, "password_command", e.Name, e.PasswordCommand)
+		return runSecretCommand(ctx, "password_command", e.label(), e.PasswordCommand)
 	}
 	if envVar == "" {
 		return "", usagef("no password source for %s on %s: give a password file or command for it", e.User, e.Host)

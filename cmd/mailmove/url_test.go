@@ -135,7 +135,9 @@ func TestSchemeHints(t *testing.T) {
 // TestIdentityPorts: the same account over the usual ports is one pair;
 // another port is another server (two test servers, a tunnel).
 func TestIdentityPorts(t *testing.T) {
-	id := func(port int) string { return identity(Endpoint{Type: "imap", User: "u", Host: "Mail.Example.org", Port: port}) }
+	id := func(port int) string {
+		return identity(Endpoint{Type: "imap", User: "u", Host: "Mail.Example.org", Port: port})
+	}
 	if id(0) != id(143) || id(143) != id(993) {
 		t.Errorf("usual ports differ: %q %q %q", id(0), id(143), id(993))
 	}
