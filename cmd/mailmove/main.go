@@ -396,11 +396,23 @@ Flags:
 `,
 }
 
+// commandFlags are the flags each command uses, for its help.
+var commandFlags = map[string][]string{
+	"status":     {"from", "to", "config", "state"},
+	"verify":     {"from", "to", "config", "state", "content", "report", "ca-file", "allow-plaintext", "timeout", "debug-wire", "folder", "folder-map", "v", "verbose"},
+	"undo":       {"from", "to", "config", "state", "run", "yes", "dry-run", "ca-file", "allow-plaintext", "timeout", "debug-wire"},
+	"quarantine": {"from", "to", "config", "state", "ca-file", "allow-plaintext", "timeout", "debug-wire", "dry-run", "v", "verbose", "quiet"},
+}
+
 // ParseFlags reads the command line and the config file.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("mailmove", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
+	helpAsked := slices.ContainsFunc(args, isHelp)
 	fs.Usage = func() {
+		if !helpAsked {
+			return // a mistyped flag: said by the error, with where help is
+		}
 		switch {
 		case m.quarantine != "":
 			fmt.Fprint(fs.Output(), quarantineUsage)
@@ -409,7 +421,25 @@ func (m *Main) ParseFlags(args []string) error {
 		default:
 			fmt.Fprint(fs.Output(), usageText)
 		}
+		only := commandFlags[m.command]
+		if m.quarantine != "" {
+			only = commandFlags["quarantine"]
+		}
+		if only == nil {
+			fs.PrintDefaults()
+			return
+		}
+		// A command's help shows the flags it uses.
+		all := fs
+		fs = flag.NewFlagSet(all.Name(), flag.ContinueOnError)
+		fs.SetOutput(all.Output())
+		all.VisitAll(func(f *flag.Flag) {
+			if slices.Contains(only, f.Name) {
+				fs.Var(f.Value, f.Name, f.Usage)
+			}
+		})
 		fs.PrintDefaults()
+		fs = all
 	}
 	if len(args) > 0 && isHelp(args[0]) {
 		fs.SetOutput(m.Stdout) // asked for: not an error
@@ -461,8 +491,19 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.verbose, "verbose", false, "same as -v")
 	fs.BoolVar(&m.quiet, "quiet", false, "print only errors and the summary")
 	fs.BoolVar(&m.showVersion, "version", false, "print the version")
+	if !helpAsked {
+		fs.SetOutput(io.Discard) // the error is returned, not printed twice
+	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		// The help is a command away, not a hundred lines in the way.
+		name := "mailmove"
+		if m.command != "" {
+			name += " " + m.command
+		}
+		return usagef("%v (run %s --help for the options)", err, name)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (see --help)", fs.Arg(0))
@@ -587,6 +628,12 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	}
 	if m.command == "status" {
 		return sum, m.showStatus(m.Stdout, statePath)
+	}
+	if m.quarantine == "retry" {
+		if items, err := migrate.ListQuarantine(quarantineDir(statePath)); err == nil && len(items) == 0 {
+			fmt.Fprintf(m.Stdout, "the quarantine (%s) is empty: nothing to retry\n", quarantineDir(statePath))
+			return sum, nil
+		}
 	}
 	var src migrate.Source = &migrate.QuarantineSource{Dir: quarantineDir(statePath)}
 	folderMap := m.folderMap
@@ -852,6 +899,9 @@ func (m *Main) undo(ctx context.Context, dst migrate.Destination, cp migrate.Che
 	}
 	if m.undoRun == "" {
 		listRuns()
+		if len(runs) == 0 {
+			return nil // nothing to undo: not a mistake
+		}
 		return usagef("undo needs --run ID: one of the runs above")
 	}
 	if !slices.ContainsFunc(runs, func(r migrate.RunInfo) bool { return r.ID == m.undoRun }) {

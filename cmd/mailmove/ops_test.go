@@ -48,7 +48,7 @@ func TestStatus(t *testing.T) {
 	}
 	after := status()
 	if !strings.Contains(after, "not running") || !strings.Contains(after, "INBOX") ||
-		!strings.Contains(after, fmt.Sprintf("copied %d", len(msgs))) || !strings.Contains(after, "finished at") {
+		!strings.Contains(after, fmt.Sprintf("copied %d", len(msgs))) || !strings.Contains(after, ": finished") {
 		t.Fatalf("after the run:\n%s", after)
 	}
 }

@@ -195,7 +195,7 @@ func (m *Main) showStatus(w io.Writer, statePath string) error {
 		fmt.Fprintf(w, "last run %s: %s → %s, did not finish (killed, or the machine stopped): last news at %s; run the same command again to carry on\n",
 			st.Run, st.Source, st.Destination, st.Updated.Local().Format("2006-01-02 15:04"))
 	case haveStatus:
-		fmt.Fprintf(w, "last run %s: %s → %s, %s at %s\n", st.Run, st.Source, st.Destination, st.Outcome, st.Finished.Local().Format("2006-01-02 15:04"))
+		fmt.Fprintf(w, "last run %s: %s → %s, ended %s: %s\n", st.Run, st.Source, st.Destination, st.Finished.Local().Format("2006-01-02 15:04"), st.Outcome)
 	}
 	printFolders(w, folders, "recorded")
 	switch {
