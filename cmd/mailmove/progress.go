@@ -30,27 +30,32 @@ func (m *Main) observers() (migrate.Observer, func(migrate.Summary, error) error
 		obs = append(obs, rep)
 		closers = append(closers, rep.close)
 	}
+	// Lines written to stderr while the bar is drawn there clear it first,
+	// so that no line is written over the bar's.
+	var stderr io.Writer = m.Stderr
+	var bar *progress
+	if !m.quiet && !m.dryRun {
+		bar = newProgress(m.Stderr)
+		stderr = barLines{bar}
+		closers = append(closers, func(migrate.Summary) error { bar.stop(); return nil })
+	}
 	if m.dryRun || m.verbose {
-		w := m.Stderr
+		w := stderr
 		if m.dryRun {
 			w = m.Stdout
 		}
 		obs = append(obs, &table{w: w, notes: m.dryRun, diffs: m.showRepairs})
 	}
 	if !m.quiet && !m.dryRun {
-		obs = append(obs, notes{m.Stderr})
+		obs = append(obs, notes{stderr})
 	}
 	if !m.verbose && !m.dryRun {
 		// What went wrong is listed even without -v, and with --quiet:
 		// the summary points at this list.
-		obs = append(obs, problems{m.Stderr})
+		obs = append(obs, problems{stderr})
 	}
-	if !m.quiet {
-		if !m.dryRun {
-			p := newProgress(m.Stderr)
-			obs = append(obs, p)
-			closers = append(closers, func(migrate.Summary) error { p.stop(); return nil })
-		}
+	if bar != nil {
+		obs = append(obs, bar)
 	}
 	if m.extraObserver != nil {
 		obs = append(obs, m.extraObserver)
@@ -295,7 +300,7 @@ func (p *progress) Planned(todo int, bytes int64, done int) {
 		return
 	}
 	if isTerminal(p.w) {
-		p.bar = progressbar.NewOptions64(bytes,
+		bar := progressbar.NewOptions64(bytes,
 			progressbar.OptionSetWriter(p.w),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionThrottle(250*time.Millisecond),
@@ -304,6 +309,9 @@ func (p *progress) Planned(todo int, bytes int64, done int) {
 			progressbar.OptionSetDescription(fmt.Sprintf("0/%d messages", todo)),
 			progressbar.OptionFullWidth(),
 		)
+		p.mu.Lock()
+		p.bar = bar
+		p.mu.Unlock()
 		return
 	}
 	go func() {
@@ -351,24 +359,41 @@ func (p *progress) Message(ev migrate.Event) {
 func (p *progress) Progress(n int, bytes int64) {
 	p.mu.Lock()
 	p.n, p.bytes = n, bytes
-	todo, copied := p.todo, p.copied
+	todo, copied, bar, total := p.todo, p.copied, p.bar, p.totalBytes
 	p.mu.Unlock()
-	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("%d/%d messages (%d copied)", n, todo, copied))
-		p.bar.Set64(bytes)
+	if bar != nil {
+		bar.Describe(fmt.Sprintf("%d/%d messages (%d copied)", n, todo, copied))
+		// Short of the end: a bar at its end is finished, and would keep
+		// the count of confirmations it had then; stop draws the last.
+		bar.Set64(min(bytes, total-1))
 	}
 }
 
-func (p *progress) Note(s string) {
-	if p.bar != nil {
-		p.bar.Clear()
+func (p *progress) Note(string) {}
+
+// barLines writes whole lines to the progress bar's writer, the bar
+// cleared first; it is drawn again at the next message.
+type barLines struct{ p *progress }
+
+func (b barLines) Write(data []byte) (int, error) {
+	b.p.mu.Lock()
+	bar := b.p.bar
+	b.p.mu.Unlock()
+	if bar != nil {
+		bar.Clear()
 	}
+	return b.p.w.Write(data)
 }
 
 func (p *progress) stop() {
 	p.once.Do(func() {
 		close(p.done)
 		if p.bar != nil {
+			// The last frame with the last count: every confirmation
+			// has come in by now.
+			p.mu.Lock()
+			p.bar.Describe(fmt.Sprintf("%d/%d messages (%d copied)", p.n, p.todo, p.copied))
+			p.mu.Unlock()
 			p.bar.Finish()
 			fmt.Fprintln(p.w)
 		}
