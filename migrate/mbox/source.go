@@ -361,8 +361,11 @@ func (s *Source) discover() ([]*file, error) {
 		name := filepath.Base(root)
 		return []*file{{path: root, rel: name, folder: folderName(name), size: st.Size(), mtime: st.ModTime()}}, nil
 	}
+	if err := profileRoot(root); err != nil {
+		return nil, err
+	}
 	var files []*file
-	var empty []string
+	var empty, beside []string
 	// Symbolic links are followed (a linked Archive2019, a linked .sbd):
 	// a folder or file reached twice, through a loop or two links, is read
 	// once and the other way named.
@@ -412,7 +415,13 @@ func (s *Source) discover() ([]*file, error) {
 				}
 				continue
 			}
-			if !info.Mode().IsRegular() || ignored(name) || already(info, r) {
+			if !info.Mode().IsRegular() || already(info, r) {
+				continue
+			}
+			if ignored(name) {
+				if !strings.EqualFold(filepath.Ext(name), ".msf") { // one per folder: no news
+					beside = append(beside, r)
+				}
 				continue
 			}
 			if info.Size() == 0 {
@@ -434,6 +443,17 @@ func (s *Source) discover() ([]*file, error) {
 	if len(empty) > 0 {
 		s.note("%d empty folder file(s), nothing to copy: %s", len(empty), strings.Join(empty, ", "))
 	}
+	if len(beside) > 0 {
+		for i := range beside {
+			beside[i] = strings.TrimPrefix(beside[i], "./")
+		}
+		more := ""
+		if len(beside) > 8 {
+			more = fmt.Sprintf(" and %d more", len(beside)-8)
+			beside = beside[:8]
+		}
+		s.note("%s%s: a mail client's own files (indexes, settings), not mail: skipped", strings.Join(beside, ", "), more)
+	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s: no mbox files found", root)
 	}
@@ -443,6 +463,29 @@ func (s *Source) discover() ([]*file, error) {
 		}
 	}
 	return files, nil
+}
+
+// profileRoot refuses a Thunderbird profile folder given whole: its mail is
+// in Mail/ACCOUNT (one local store per POP3 account and Local Folders),
+// and ImapMail/ holds copies of IMAP accounts, which are already on their
+// server. Read whole, every folder would nest under "Mail/Local Folders",
+// and the junk folder would not be known as one.
+func profileRoot(root string) error {
+	if _, err := os.Stat(filepath.Join(root, "prefs.js")); err != nil {
+		return nil
+	}
+	stores, _ := filepath.Glob(filepath.Join(root, "Mail", "*"))
+	var dirs []string
+	for _, d := range stores {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			dirs = append(dirs, d)
+		}
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	return &migrate.Fatal{Err: fmt.Errorf("%s is a Thunderbird profile, not a mail folder: give mbox: one of its local mail stores: %s (ImapMail/ holds copies of IMAP accounts, already on their server)",
+		root, strings.Join(dirs, ", "))}
 }
 
 // ignored names the files a mail client keeps beside its mbox files.

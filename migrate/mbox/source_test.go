@@ -221,3 +221,31 @@ func TestSymlinks(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileRoot: a whole Thunderbird profile is refused with its local
+// mail stores named, not read with every folder under "Mail/Local Folders"
+// and the IMAP caches of ImapMail/ copied as if they were local mail.
+func TestProfileRoot(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"Mail/Local Folders", "Mail/pop.orange.fr", "ImapMail/imap.example.org"} {
+		os.MkdirAll(filepath.Join(root, d), 0o700)
+	}
+	os.WriteFile(filepath.Join(root, "prefs.js"), []byte("user_pref(\"x\", 1);\n"), 0o600)
+	os.WriteFile(filepath.Join(root, "Mail/Local Folders/Inbox"), []byte("From a@b Mon Jan  1 00:00:00 2024\nSubject: x\n\nbody\n"), 0o600)
+	os.WriteFile(filepath.Join(root, "places.sqlite"), []byte("SQLite format 3\x00"), 0o600)
+	_, err := NewSource(Config{Path: root}).List(context.Background())
+	var fatal *migrate.Fatal
+	if !errors.As(err, &fatal) || !strings.Contains(err.Error(), "Thunderbird profile") || !strings.Contains(err.Error(), filepath.Join(root, "Mail", "Local Folders")) {
+		t.Fatalf("err %v", err)
+	}
+	// A store's own client files are named when skipped.
+	local := filepath.Join(root, "Mail", "Local Folders")
+	os.WriteFile(filepath.Join(local, "panacea.dat"), []byte("x"), 0o600)
+	src := NewSource(Config{Path: local})
+	if _, err := src.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(src.Notes(), func(n string) bool { return strings.Contains(n, "panacea.dat") }) {
+		t.Errorf("notes %q", src.Notes())
+	}
+}
