@@ -805,6 +805,7 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		folder = in.Dest
 	}
 	cls := mime.Classify(mime.SpamInput{Header: h, JunkFolder: sourceJunk(in.Folder), Keywords: in.Flags})
+	natural := folder
 	folder, flags, spamNote := r.applySpam(in.Folder, folder, in.Flags, cls)
 	// Counted when the message has its outcome: one the run is stopped
 	// before sending is not in the count.
@@ -821,6 +822,9 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 		ev.Spam += "; " + spamNote
 	}
 	j.rec, j.ev, j.flags, j.h, j.fp = rec, ev, flags, h, fp
+	if natural != folder {
+		j.natural = natural
+	}
 	// 8-bit header bytes are encoded unless the server says it takes them
 	// (RFC 6855): Cyrus stores an X for each, others refuse them. Those
 	// that are not UTF-8 are encoded anyway: RFC 6855 allows UTF-8 only.
@@ -889,6 +893,10 @@ type job struct {
 	// header bytes, lines over 998 octets): what was stored is read back
 	// and compared.
 	risky bool
+	// natural is where the message would go but for its spam verdict
+	// (INBOX, for a POP3 mailbox): a copy already there, put by another
+	// tool that knew no junk folder, is not doubled in the junk folder.
+	natural string
 }
 
 func (j *job) release() {
@@ -1158,6 +1166,18 @@ func (r *runner) prepare(ctx context.Context, j *job, attempt int) (settled bool
 			}
 			return true, r.settle(rec, ev, Present, ActPresent, uid, "already in "+box.Name)
 		}
+		if j.natural != "" && attempt == 0 {
+			if nat, err := r.existing(ctx, j.natural); err == nil && nat.Exists && nat.Name != box.Name {
+				if uid, found, err = r.lookup(ctx, nat.Name, rec.Key, rec.MessageID != "", rec.Size, rec.Fingerprint); err != nil {
+					return false, err
+				}
+				if found {
+					rec.Folder, ev.Folder, rec.UIDValidity, rec.Floor = nat.Name, nat.Name, nat.UIDValidity, nat.UIDNext
+					return true, r.settle(rec, ev, Present, ActPresent, uid,
+						fmt.Sprintf("already in %s (put there before; its spam verdict would have put it in %s): left there, not doubled", nat.Name, box.Name))
+				}
+			}
+		}
 	}
 	if box.AppendLimit > 0 && rec.Size > box.AppendLimit {
 		return false, &Permanent{Err: fmt.Errorf("%d bytes, more than the %d the server accepts (APPENDLIMIT): not truncated", rec.Size, box.AppendLimit)}
@@ -1247,6 +1267,19 @@ func (r *runner) fail(rec *Record, ev *Event, body *Body, cause error) error {
 	ev.Action, ev.Reason = ActFailed, rec.Reason
 	r.emit(*ev)
 	return nil
+}
+
+// existing is mailbox for a folder that is only looked into: one that is
+// not there is not created.
+func (r *runner) existing(ctx context.Context, name string) (MailboxInfo, error) {
+	if box, ok := r.boxes[name]; ok {
+		return box, nil
+	}
+	box, err := r.dst.Mailbox(ctx, name, false)
+	if err == nil && box.Exists {
+		r.boxes[name] = box
+	}
+	return box, err
 }
 
 func (r *runner) mailbox(ctx context.Context, name string) (MailboxInfo, error) {

@@ -3,12 +3,14 @@ package migrate_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailmove/mailmove/migrate"
+	"github.com/mailmove/mailmove/store"
 )
 
 // verdictMsg is a message delivered by provider.net with its filter's
@@ -148,5 +150,30 @@ func TestSpamGuardCountsReconciled(t *testing.T) {
 	sum := e.run(t, nil)
 	if sum.Reconciled != 20 || !slices.ContainsFunc(sum.Notes, func(n string) bool { return strings.Contains(n, "mark 25 of 40 messages") }) {
 		t.Fatalf("reconciled %d, notes %q", sum.Reconciled, sum.Notes)
+	}
+}
+
+// TestSpamAlreadyInInbox: spam a tool without a junk folder already put in
+// INBOX is found there, not doubled in Junk.
+func TestSpamAlreadyInInbox(t *testing.T) {
+	e := newEnv(t, []string{verdictMsg(1, true), verdictMsg(2, true), verdictMsg(3, false)})
+	sum, err := migrate.Run(context.Background(), e.src, e.dst, e.state, migrate.Options{Spam: migrate.SpamIgnore, Run: "other-tool"})
+	if err != nil || len(e.inbox(t)) != 3 {
+		t.Fatalf("first run: %+v %v", sum, err)
+	}
+	fresh, err := store.Open(filepath.Join(t.TempDir(), "state.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	sum, err = migrate.Run(context.Background(), e.src, e.dst, fresh, migrate.Options{Run: "mailmove"})
+	if err != nil || sum.Copied != 0 || sum.Present != 3 {
+		t.Fatalf("second run: copied %d, present %d (%v)", sum.Copied, sum.Present, err)
+	}
+	if n := len(e.inbox(t)); n != 3 {
+		t.Errorf("INBOX holds %d, want 3", n)
+	}
+	if box, err := e.dst.Mailbox(context.Background(), "Junk", false); err == nil && box.Exists && box.UIDNext > 1 {
+		t.Errorf("Junk received messages: %+v", box)
 	}
 }
