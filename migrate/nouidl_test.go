@@ -121,3 +121,19 @@ func TestSharedUIDL(t *testing.T) {
 		t.Fatalf("INBOX holds %d, want 3", got)
 	}
 }
+
+// TestIdenticalWithoutUIDL: two identical messages on a server without
+// UIDL share their content name: the second is a duplicate of the first,
+// not "already done" by a run that never saw it before.
+func TestIdenticalWithoutUIDL(t *testing.T) {
+	e := newEnv(t, []string{msg(1, true), msg(1, true), msg(2, true)})
+	e.pop.NoUIDL = true
+	sum := e.run(t, nil)
+	if sum.Copied != 2 || sum.Duplicates != 1 || sum.AlreadyDone != 0 {
+		t.Fatalf("copied %d, duplicates %d, already done %d; want 2, 1, 0", sum.Copied, sum.Duplicates, sum.AlreadyDone)
+	}
+	// Both have the one record now: done, both.
+	if sum = e.run(t, nil); sum.Copied != 0 || sum.AlreadyDone != 3 {
+		t.Fatalf("second run: copied %d, already done %d; want 0, 3", sum.Copied, sum.AlreadyDone)
+	}
+}

@@ -82,6 +82,7 @@ type runner struct {
 	seq         int
 	done        map[string]State
 	verdictOf   map[string]string // spam verdict keys of messages without an outcome yet
+	settledNow  map[string]bool   // content-named messages settled by this run
 	idx         map[string]*folderIndex
 	boxes       map[string]MailboxInfo
 	authRetried bool                  // the one retry a transient-looking login refusal gets is used
@@ -165,12 +166,13 @@ func Run(ctx context.Context, src Source, dst Destination, cp Checkpoint, opt Op
 	}
 	r := &runner{
 		src: src, dst: dst, cp: cp, opt: opt,
-		done:      map[string]State{},
-		verdictOf: map[string]string{},
-		idx:       map[string]*folderIndex{},
-		boxes:     map[string]MailboxInfo{},
-		boxErr:    map[string]error{},
-		checked:   map[string]bool{}, flagsSeen: map[string]bool{}, flagWatch: map[string]bool{},
+		done:       map[string]State{},
+		verdictOf:  map[string]string{},
+		settledNow: map[string]bool{},
+		idx:        map[string]*folderIndex{},
+		boxes:      map[string]MailboxInfo{},
+		boxErr:     map[string]error{},
+		checked:    map[string]bool{}, flagsSeen: map[string]bool{}, flagWatch: map[string]bool{},
 		plans:   map[string]FolderPlan{},
 		words:   stdmime.WordDecoder{CharsetReader: charset.Reader},
 		forming: map[string]*forming{},
@@ -786,6 +788,12 @@ func (r *runner) process(ctx context.Context, in *Incoming) error {
 			r.emit(Event{ID: id, Action: ActMissing, Reason: why, Size: body.Size()})
 			return nil
 		}
+		if r.settledNow[id] {
+			// Identical to a message this run dealt with: one copy.
+			r.sum.Duplicates++
+			r.emit(Event{ID: id, Action: ActDuplicate, Reason: "identical to another message of this mailbox, dealt with once", Size: body.Size()})
+			return nil
+		}
 		if st, ok := r.done[id]; ok {
 			r.sum.AlreadyDone++
 			r.emit(Event{ID: id, Action: ActAlreadyDone, Reason: string(st), Size: body.Size()})
@@ -1235,6 +1243,7 @@ func (r *runner) settle(rec *Record, ev *Event, st State, act Action, uid uint32
 		// same run (an identical copy); remembering the others would cost
 		// memory for nothing at 100,000 messages.
 		r.done[rec.ID] = st
+		r.settledNow[rec.ID] = true
 	}
 	switch st {
 	case Copied:
