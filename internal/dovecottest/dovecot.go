@@ -336,11 +336,11 @@ func (s *Server) writeCerts() error {
 func Main(m *testing.M, srv **Server) int {
 	s, err := Start()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if mailserver.Required("dovecot") {
 			fmt.Fprintln(os.Stderr, "FAIL: Dovecot is required under CI=true:", err)
 			return 1
 		}
-		fmt.Fprintln(os.Stderr, "note: Dovecot tests will be skipped:", err)
+		mailserver.Skipped("dovecot", err)
 	} else {
 		*srv = s
 		defer s.Stop()
@@ -353,7 +353,7 @@ func Main(m *testing.M, srv **Server) int {
 func Need(t testing.TB, s *Server) *Server {
 	t.Helper()
 	if s == nil {
-		if os.Getenv("CI") == "true" {
+		if mailserver.Required("dovecot") {
 			t.Fatal("Dovecot is required under CI=true")
 		}
 		t.Skip("Dovecot is not available")

@@ -15,7 +15,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"mime"
+	"net/mail"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -184,4 +186,24 @@ func Tally(src [][]byte, stored [][]byte) (missing, doubled, foreign int) {
 		}
 	}
 	return
+}
+
+// ArrivalDate is when a message arrived, by the standard library's reading
+// of it and nothing of mailmove's: the date after the last ";" of its
+// topmost Received: field (RFC 5321 section 4.4: the last server to take
+// it prepends its line), else its Date:. ok is false when neither reads.
+func ArrivalDate(msg []byte) (when time.Time, ok bool) {
+	m, err := mail.ReadMessage(bytes.NewReader(CRLF(msg)))
+	if err != nil {
+		return time.Time{}, false
+	}
+	if rec := m.Header["Received"]; len(rec) > 0 {
+		if j := strings.LastIndexByte(rec[0], ';'); j >= 0 {
+			if d, err := mail.ParseDate(strings.TrimSpace(rec[0][j+1:])); err == nil {
+				return d, true
+			}
+		}
+	}
+	d, err := m.Header.Date()
+	return d, err == nil
 }
