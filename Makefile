@@ -4,8 +4,11 @@
 
 GO ?= go
 export CI
+# CI set to any of these makes a missing server or tool a failure (the Go
+# tests read the same spellings: internal/mailserver.Required).
+CIREQ := $(filter true TRUE True 1 yes,$(CI))
 
-.PHONY: isync all build install demo test interop vet unit dovecot servers goservers fuzz bench clean
+.PHONY: isync all build install demo test interop vet unit dovecot servers goservers clients fuzz bench clean
 
 all: build
 
@@ -29,8 +32,8 @@ dovecot:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing dovecot-imapd and dovecot-pop3d"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd dovecot-pop3d >/dev/null \
-		|| { echo "dovecot install failed"; [ "$$CI" != true ] || exit 1; }; \
-	elif [ "$$CI" = true ]; then \
+		|| { echo "dovecot install failed"; [ -z "$(CIREQ)" ] || exit 1; }; \
+	elif [ -n "$(CIREQ)" ]; then \
 		echo "CI=true: dovecot is required and cannot be installed (need root and apt-get)"; exit 1; \
 	else \
 		echo "dovecot not installed: integration tests will be skipped"; \
@@ -41,8 +44,25 @@ dovecot:
 # elsewhere their tests are skipped, loudly.
 servers:
 	@bash internal/mailserver/install-servers.sh \
-		|| { [ "$$CI" != true ] || { echo "CI=true: Cyrus, Courier and popa3d are required"; exit 1; }; \
+		|| { [ -z "$(CIREQ)" ] || { echo "CI=true: Cyrus, Courier and popa3d are required"; exit 1; }; \
 		     echo "note: Cyrus, Courier and popa3d tests will be skipped"; }
+
+# The mail clients whose files the mbox tests read, as independent writers
+# and readers of mbox: Python's mailbox module and procmail. Under CI=true
+# a failed install is an error; elsewhere those tests are skipped, loudly.
+clients:
+	@if [ -x /usr/bin/python3 ] && command -v procmail >/dev/null 2>&1; then \
+		echo "clients: $$(/usr/bin/python3 --version), procmail"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing python3 and procmail"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 procmail >/dev/null \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 procmail >/dev/null; } \
+		|| { echo "clients: install failed"; [ -z "$(CIREQ)" ] || exit 1; }; \
+	elif [ -n "$(CIREQ)" ]; then \
+		echo "CI=true: python3 and procmail are required and cannot be installed (need root and apt-get)"; exit 1; \
+	else \
+		echo "python3 or procmail not installed: the independent mbox tests will be skipped"; \
+	fi
 
 # maddy and mox, the IMAP servers written in Go that the interop tests use as
 # destinations, built from the Go module proxy into /var/cache/mailmove-servers
@@ -51,15 +71,15 @@ servers:
 # CI=true a failed build is an error; elsewhere their tests are skipped.
 goservers:
 	@GO="$(GO)" bash internal/mailserver/build-goservers.sh \
-		|| { echo "goservers: build failed: the maddy and mox tests will be skipped"; [ "$$CI" != true ] || exit 1; }
+		|| { echo "goservers: build failed: the maddy and mox tests will be skipped"; [ -z "$(CIREQ)" ] || exit 1; }
 
 # The longer matrix: the conformance suite against maddy and mox too (built
 # here), every one of them required.
-interop: vet dovecot servers goservers
+interop: vet dovecot servers clients goservers
 	MAILMOVE_REQUIRE_SERVERS=all $(GO) test -count=1 -timeout 5m ./internal/maddytest ./internal/moxtest
 	MAILMOVE_REQUIRE_SERVERS=all $(GO) test -count=1 -timeout 20m -run 'TestConformance|TestInterop' ./cmd/mailmove
 
-test: vet dovecot servers
+test: vet dovecot servers clients
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 # Short fuzzing of every parser of untrusted bytes (not part of make test).

@@ -8,7 +8,8 @@
 //
 // Framing follows the family described in RFC 4155 and by qmail's mbox(5):
 // a message starts at a From_ line that opens the file or follows an empty
-// line. A Content-Length field (mboxcl, mboxcl2) is trusted only when it lands
+// line, or, as procmail writes after a message without a final line break,
+// a valid From_ line followed by a header field. A Content-Length field (mboxcl, mboxcl2) is trusted only when it lands
 // exactly on the next From_ line or on the end of the file.
 package mbox
 
@@ -402,17 +403,26 @@ func (b *body) step() error {
 			b.afterBlank = true
 			return nil
 		}
-		if b.atStart && whole && bytes.HasPrefix(chunk, []byte("From ")) && b.afterBlank {
+		if b.atStart && whole && bytes.HasPrefix(chunk, []byte("From ")) {
 			// Peeking past the line invalidates chunk: keep a copy.
 			chunk = append([]byte(nil), chunk...)
 			if b.separator(chunk) {
+				if !b.afterBlank {
+					// procmail writes no empty line after a message that
+					// lacked its final line break; mutt and Thunderbird
+					// read such a From_ line as a separator too.
+					b.m.Warnings = append(b.m.Warnings, Warning{start,
+						"a message separator with no empty line before it (procmail writes them so after a message without a final line break)"})
+				}
 				r.next, r.nextAt = chunk, start
 				b.held = b.held[:0]
 				b.finish()
 				return nil
 			}
-			b.m.Warnings = append(b.m.Warnings, Warning{start,
-				"a line starting with \"From \" after an empty line is not a valid message separator: kept in the message"})
+			if b.afterBlank {
+				b.m.Warnings = append(b.m.Warnings, Warning{start,
+					"a line starting with \"From \" after an empty line is not a valid message separator: kept in the message"})
+			}
 		}
 		line = append(b.buf[:0], b.held...)
 		b.held, b.afterBlank = b.held[:0], false

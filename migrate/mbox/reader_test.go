@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,33 @@ func TestRoundTrip(t *testing.T) {
 		if got[i].content != msgs[i] {
 			t.Errorf("message %d: got %q..., want %q...", i, clip([]byte(got[i].content)), clip([]byte(msgs[i])))
 		}
+	}
+}
+
+// TestSeparatorWithoutBlank: procmail, delivering a message that lacks its
+// final line break, adds one but no empty line before the next From_ line:
+// that line still starts a message (with a warning), while a "From " line
+// in a body, not followed by a header, does not.
+func TestSeparatorWithoutBlank(t *testing.T) {
+	data := "From s@x  Wed Dec  2 13:37:13 2026\nSubject: one\n\nlast line\n" +
+		"From s@x  Wed Dec  2 13:37:14 2026\nSubject: two\n\nFrom me, hello\nbye\n\n"
+	r := NewReader(strings.NewReader(data), int64(len(data)), 0, Auto, time.UTC)
+	var got []string
+	var warned bool
+	for {
+		m, body, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(body)
+		got = append(got, string(m.Header)+string(b))
+		warned = warned || len(m.Warnings) > 0
+	}
+	want := []string{"Subject: one\n\nlast line\n", "Subject: two\n\nFrom me, hello\nbye\n"}
+	if !slices.Equal(got, want) || !warned {
+		t.Fatalf("got %q (warned %v), want %q", got, warned, want)
 	}
 }
