@@ -338,8 +338,25 @@ func authErr(err error, user string, secrets ...string) error {
 		e.Msg = migrate.RedactText(e.Msg, user, secrets...)
 		return fmt.Errorf("%w: %w", ErrAuth, e)
 	}
+	if err != nil {
+		// Any other reply a server gives at login (an "unexpected reply"
+		// that quotes what it got) is redacted too.
+		if text := migrate.RedactText(err.Error(), user, secrets...); text != err.Error() {
+			return &redacted{text: text, err: err}
+		}
+	}
 	return err
 }
+
+// redacted is an error whose text had a secret taken out; the error it
+// wraps is still there for errors.Is (a timeout stays a timeout).
+type redacted struct {
+	text string
+	err  error
+}
+
+func (r *redacted) Error() string { return r.text }
+func (r *redacted) Unwrap() error { return r.err }
 
 // UTF8 turns on UTF-8 mode (RFC 6856 section 2): without it, a server that
 // supports it may serve a message with 8-bit header bytes as a downgraded
