@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -74,14 +76,56 @@ func FuzzFingerprint(f *testing.F) {
 	})
 }
 
+// referenceHeader is ParseHeader written again, the tests' own way: the
+// data cut into lines at each LF with the CRs before it, or a lone CR
+// (regexp), then RFC 5322's fields and continuations, stopping at an empty
+// line or a line that is neither.
+func referenceHeader(data []byte) Header {
+	var h Header
+	for _, line := range regexp.MustCompile(`\r*\n|\r`).Split(string(data), -1) {
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if len(h) > 0 {
+				h[len(h)-1].Value += line
+			}
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		name = strings.TrimRight(name, " \t")
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			break
+		}
+		h = append(h, Field{Name: name, Value: value})
+	}
+	return h
+}
+
+// FuzzParseHeader: ParseHeader reads what the reference reads, HeaderEnd
+// ends where the header does (what follows it changes nothing), and the
+// helpers never fail.
 func FuzzParseHeader(f *testing.F) {
 	f.Add([]byte("A: b\r\n c\r\nD:e\r\n\r\nbody"))
 	f.Add([]byte(":\r\n \r\n"))
+	f.Add([]byte("A: b\r\r\nB : c\rC: d\n\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h := ParseHeader(data)
+		if want := referenceHeader(data); !slices.Equal(h, want) {
+			t.Fatalf("ParseHeader %q, the reference %q", h, want)
+		}
 		end := HeaderEnd(data)
 		if end < 0 || end > len(data) {
 			t.Fatalf("HeaderEnd %d out of range", end)
+		}
+		if got := ParseHeader(data[:end]); !slices.Equal(got, h) {
+			t.Fatalf("the header alone reads %q, with its body %q", got, h)
+		}
+		if end < len(data) {
+			// An empty line ended it: another body changes nothing.
+			if got := ParseHeader(append(data[:end:end], "X-After: the header\r\n"...)); !slices.Equal(got, h) {
+				t.Fatalf("another body changed the header: %q, was %q", got, h)
+			}
 		}
 		MessageID(h)
 		ArrivalDate(h, time.Now())

@@ -1,9 +1,12 @@
 package imap
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +14,9 @@ import (
 )
 
 // FuzzAppendReplies: whatever a hostile or broken server answers to a batch
-// of appends, the client returns one result per message, never panics and
-// never hangs (its idle deadline ends a silent server).
+// of appends, the client returns one result per message, reports none
+// stored that the server did not say OK to, never panics and never hangs
+// (its idle deadline ends a silent server).
 func FuzzAppendReplies(f *testing.F) {
 	f.Add([]byte("p1 OK [APPENDUID 1 1:3] done\r\n"))
 	f.Add([]byte("* BYE going away\r\n"))
@@ -39,6 +43,31 @@ func FuzzAppendReplies(f *testing.F) {
 			if len(res) != 3 {
 				t.Fatalf("%d results for 3 messages", len(res))
 			}
+			// A message is stored only when the server said OK to its
+			// command (one MULTIAPPEND p1, else p1, p2, p3), and has a UID
+			// only when the server gave one.
+			for i, r := range res {
+				tag := "p1"
+				if !caps["MULTIAPPEND"] {
+					tag = fmt.Sprintf("p%d", i+1)
+				}
+				if r.Err == nil && !okLine(reply, tag) {
+					t.Fatalf("%v: message %d reported stored, but no %q OK is in %q", caps, i, tag, reply)
+				}
+				if r.Err == nil && r.UID != 0 && !bytes.Contains(bytes.ToUpper(reply), []byte("APPENDUID")) {
+					t.Fatalf("%v: message %d given UID %d, but no APPENDUID is in %q", caps, i, r.UID, reply)
+				}
+			}
 		}
 	})
+}
+
+// okLine reports whether reply holds a line "TAG OK" (any case).
+func okLine(reply []byte, tag string) bool {
+	for _, l := range bytes.Split(reply, []byte("\n")) {
+		if f := bytes.Fields(l); len(f) >= 2 && string(f[0]) == tag && strings.EqualFold(string(f[1]), "OK") {
+			return true
+		}
+	}
+	return false
 }
