@@ -97,8 +97,25 @@ func FuzzConfig(f *testing.F) {
 			}
 			return
 		}
+		// What a run shows of an endpoint (its name, identity, state
+		// file, the errors about it) never holds a password written into
+		// a URL of the file: such a URL is refused.
 		for name := range cfg.Endpoints {
-			cfg.resolve("from", name)
+			e, err := cfg.resolve("from", name)
+			if err != nil {
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Fatalf("endpoint %q: password echoed: %v", name, err)
+				}
+				continue
+			}
+			for _, shown := range []string{identity(e), e.label(), stateFile(e, e), e.addr()} {
+				if strings.Contains(shown, "hunter2") {
+					t.Fatalf("endpoint %q shows the password: %q", name, shown)
+				}
+			}
+			if strings.Contains(e.URL, "hunter2") {
+				t.Fatalf("endpoint %q: a URL with a password was accepted: %q", name, e.URL)
+			}
 		}
 	})
 }
