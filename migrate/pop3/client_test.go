@@ -347,6 +347,11 @@ func TestTopHeaders(t *testing.T) {
 			t.Errorf("RETR after TOP: %q", b)
 		}
 		c.Quit()
+		// Which path was taken, as the server saw it: TOPs sent ahead of
+		// their replies, or one at a time when PIPELINING is not offered.
+		if ahead := f.srv.Aheads(); noCAPA && ahead != 0 || !noCAPA && ahead < 3 {
+			t.Errorf("noCAPA=%v: the server read %d command(s) sent ahead", noCAPA, ahead)
+		}
 	}
 }
 
@@ -412,7 +417,7 @@ func TestPipelinedRetr(t *testing.T) {
 				t.Fatalf("pipelining %v: message %d differs", pipelining, i)
 			}
 		}
-		if ahead := srv.Ahead; pipelining && ahead < 30 || !pipelining && ahead != 0 {
+		if ahead := srv.Aheads(); pipelining && ahead < 30 || !pipelining && ahead != 0 {
 			t.Fatalf("pipelining %v: %d commands read with the next one already sent", pipelining, ahead)
 		}
 	}

@@ -107,6 +107,14 @@ func (s *Server) Close() {
 }
 
 // Counts returns (logins, failures, retrs) safely.
+// Aheads is how many commands the server read while the next one was
+// already waiting: the client pipelined them.
+func (s *Server) Aheads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Ahead
+}
+
 func (s *Server) Counts() (int, int, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
