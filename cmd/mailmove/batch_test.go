@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mailmove/mailmove/internal/mailgen"
 )
@@ -63,7 +62,8 @@ func TestBatch(t *testing.T) {
 		}
 		os.WriteFile(srcPass, []byte(pw+"\n"), 0o600)
 		os.WriteFile(dstPass, []byte(p.dst.Password+"\n"), 0o600)
-		fmt.Fprintf(&csv, "pop3s://%s@%s,imaps://%s@%s,file:%s,file:%s,--ca-file %s\n",
+		// --rate: the first run is still copying when it is interrupted.
+		fmt.Fprintf(&csv, "pop3s://%s@%s,imaps://%s@%s,file:%s,file:%s,--ca-file %s --rate 200\n",
 			p.src.Name, p.srv.POP3S, p.dst.Name, p.srv.IMAPS, srcPass, dstPass, p.srv.CAFile)
 	}
 	file := filepath.Join(dir, "jobs.csv")
@@ -91,10 +91,16 @@ func TestBatch(t *testing.T) {
 	}
 
 	cmd, out := batchRun()
-	time.Sleep(1500 * time.Millisecond)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Interrupted once the first mailbox is being copied: an event.
+	waitUntil(t, exited, "the first mailbox being copied", func() bool { return pairs[0].count(t, pairs[0].dst, "INBOX") >= 20 })
 	cmd.Process.Signal(syscall.SIGINT)
-	if code := exit(cmd.Wait()); code != exitInterrupted {
-		t.Logf("first batch ended with %d before the interrupt:\n%s", code, out.String())
+	if code := exit(<-exited); code != exitInterrupted {
+		t.Fatalf("first batch: exit %d, want %d (interrupted)\n%s", code, exitInterrupted, out.String())
+	}
+	if n := pairs[0].count(t, pairs[0].dst, "INBOX"); n >= distinct(pairs[0].msgs) {
+		t.Fatalf("the first mailbox was done before the interrupt (%d): the test would prove nothing", n)
 	}
 
 	cmd, out = batchRun()

@@ -247,7 +247,12 @@ func TestDovecotRestart(t *testing.T) {
 	cmd, out := p.startProcess(t, "--rate", "400") // 3 s: the restart comes mid-run
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	time.Sleep(1200 * time.Millisecond)
+	// The restart comes once the run is copying, and before it is done:
+	// events, not a time.
+	waitUntil(t, exited, "200 messages at the destination", func() bool { return p.count(t, p.dst, "INBOX") >= 200 })
+	if n := p.count(t, p.dst, "INBOX"); n >= len(msgs) {
+		t.Fatalf("all %d messages were there before the restart: the test would prove nothing", n)
+	}
 	if err := p.srv.Restart(); err != nil {
 		t.Fatal(err)
 	}

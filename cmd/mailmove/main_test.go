@@ -139,6 +139,37 @@ func (p *pair) login(t *testing.T, user dovecottest.User) *imapclient.Client {
 	return c
 }
 
+// count is how many messages folder holds now (STATUS), for tests that
+// wait for a run to be under way.
+func (p *pair) count(t *testing.T, user dovecottest.User, folder string) int {
+	t.Helper()
+	c := p.login(t, user)
+	defer c.Close()
+	st, err := c.Status(folder, &imapv2.StatusOptions{NumMessages: true}).Wait()
+	if err != nil || st.NumMessages == nil {
+		return 0 // not there yet
+	}
+	return int(*st.NumMessages)
+}
+
+// waitUntil polls cond until it holds, failing the test if the process
+// exits first (the event it waits for would then prove nothing) or after
+// two minutes.
+func waitUntil(t *testing.T, exited <-chan error, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before %s: the test would prove nothing", err, what)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after two minutes", what)
+		}
+	}
+}
+
 func (p *pair) fetchAll(t *testing.T, user dovecottest.User, folder string) []stored {
 	t.Helper()
 	c := p.login(t, user)
