@@ -5,10 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailmove/mailmove/internal/mailgen"
+	"github.com/mailmove/mailmove/migrate"
 )
 
 func TestParseRate(t *testing.T) {
@@ -53,14 +55,16 @@ func TestUntilAndDebugWire(t *testing.T) {
 	t.Setenv("MAILMOVE_FROM_PASSWORD", p.src.Password)
 	t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
 	var out bytes.Buffer
-	m := &Main{Stdout: &out, Stderr: &out}
+	// The time comes when 300 messages are copied: an event, not a time,
+	// so a slow machine changes nothing.
+	reached := make(chan struct{})
+	m := &Main{Stdout: &out, Stderr: &out, untilEvent: reached, extraObserver: &afterCopies{n: 300, then: func() { close(reached) }}}
 	if err := m.ParseFlags(p.args("--until", at.Format("15:04"), "--debug-wire")); err != nil {
 		t.Fatal(err)
 	}
-	m.clock = func() time.Time { return at.Add(-800 * time.Millisecond) } // the time comes in 0.8 s
 	sum, err := m.Run(t.Context())
 	var buf bytes.Buffer
-	if code := exitCode(&buf, sum, err); code != exitInterrupted || !strings.Contains(buf.String(), "reached --until") || sum.Copied == 0 || sum.Copied == len(msgs) {
+	if code := exitCode(&buf, sum, err); code != exitInterrupted || !strings.Contains(buf.String(), "reached --until") || sum.Copied < 300 || sum.Copied == len(msgs) {
 		t.Fatalf("exit %d, copied %d: %s", code, sum.Copied, buf.String())
 	}
 	log := out.String()
@@ -77,6 +81,25 @@ func TestUntilAndDebugWire(t *testing.T) {
 		t.Fatalf("next run: %+v %v\n%s", sum2, err, out2)
 	}
 	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+}
+
+// afterCopies calls then once n messages are copied.
+type afterCopies struct {
+	migrate.NopObserver
+	mu   sync.Mutex
+	n    int
+	then func()
+}
+
+func (a *afterCopies) Message(ev migrate.Event) {
+	if ev.Action != migrate.ActCopied {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n--; a.n == 0 {
+		a.then()
+	}
 }
 
 // FuzzConfig: any config file gives a configuration or a clear error,

@@ -274,7 +274,7 @@ type Main struct {
 	quarantine     string // "list" or "retry": the quarantine subcommands
 	command        string // status, verify or undo
 	debugWire      bool
-	clock          func() time.Time // time.Now; tests move it
+	untilEvent     chan struct{}    // closed by a test: --until's time has come
 	rate           string
 	until          string
 	maxConns       int
@@ -730,15 +730,23 @@ func (m *Main) Run(ctx context.Context) (migrate.Summary, error) {
 	msgRate, byteRate, _ := parseRate(m.rate)
 	dst = migrate.Throttle(dst, msgRate, byteRate)
 	if m.until != "" {
-		now := time.Now
-		if m.clock != nil {
-			now = m.clock
-		}
-		at, _ := untilTime(m.until, now())
+		at, _ := untilTime(m.until, time.Now())
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
-		timer := time.AfterFunc(at.Sub(now()), func() { cancel(&untilReached{m.until}) })
-		defer timer.Stop()
+		reached := func() { cancel(&untilReached{m.until}) }
+		if m.untilEvent != nil {
+			// A test's event stands for the time of day.
+			go func() {
+				select {
+				case <-m.untilEvent:
+					reached()
+				case <-ctx.Done():
+				}
+			}()
+		} else {
+			timer := time.AfterFunc(time.Until(at), reached)
+			defer timer.Stop()
+		}
 		defer cancel(nil)
 		if !m.quiet {
 			fmt.Fprintf(m.Stderr, "mailmove: will stop cleanly at %s (--until)\n", at.Format("Mon 15:04"))
