@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	imapv2 "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailmove/mailmove/internal/mailcheck"
 	"github.com/mailmove/mailmove/internal/mailgen"
@@ -276,7 +278,7 @@ func TestSIGKILLLoop(t *testing.T) {
 	}
 	msgs := mailgen.Mailbox(mailgen.Options{Seed: 6, Count: count, Duplicates: 0.01})
 	p := newPair(t, msgs)
-	kills := p.killLoop(t, 8, 1500)
+	kills := p.killLoop(t, 8, count/9)
 	sum, out, err := p.runMain(t, p.args()...)
 	if err != nil || sum.Failed != 0 {
 		t.Fatalf("final run: %+v %v\n%s", sum, err, out)
@@ -296,11 +298,15 @@ func TestSIGKILLLoop(t *testing.T) {
 func TestInterruptExits130(t *testing.T) {
 	msgs := mailgen.Mailbox(mailgen.Options{Seed: 7, Count: 600})
 	p := newPair(t, msgs)
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd, out := p.startProcess(t)
-		time.Sleep(700 * time.Millisecond)
+	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		before := p.count(t, p.dst, "INBOX")
+		cmd, out := p.startProcess(t, "--rate", "300") // 2 s for the lot: stopped mid-way
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		// Signalled once this run is copying: an event, not 700 ms.
+		waitUntil(t, exited, fmt.Sprintf("run %d copying", i+1), func() bool { return p.count(t, p.dst, "INBOX") >= before+20 })
 		cmd.Process.Signal(sig)
-		err := cmd.Wait()
+		err := <-exited
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
 			t.Fatalf("%v: got %v, want exit %d\n%s", sig, err, exitInterrupted, out.String())
@@ -328,29 +334,58 @@ func TestInterruptExits130(t *testing.T) {
 }
 
 // killLoop starts mailmove as a real process runs times and SIGKILLs each
-// after a random 300 ms plus up to spreadMS; it returns how many runs were
-// killed before they finished.
-func (p *pair) killLoop(t *testing.T, runs, spreadMS int) int {
+// once the destination holds a random 1 to spread more messages than when
+// it started, a random few milliseconds after (in the middle of a batch,
+// or between two): an event, so a fast or a slow machine kills as often.
+// It returns how many runs were killed before they finished.
+func (p *pair) killLoop(t *testing.T, runs, spread int) int {
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	r := rand.New(rand.NewPCG(seed, 1))
 	t.Logf("kill schedule seed %d", seed)
+	c := p.login(t, p.dst) // one connection for every look
+	defer c.Close()
 	kills := 0
 	for i := 0; i < runs; i++ {
+		before := countAll(t, c)
+		target := before + 1 + r.IntN(spread)
 		cmd, _ := p.startProcess(t)
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			t.Logf("run %d finished before its kill: %v", i, err)
-			continue
-		case <-time.After(time.Duration(300+r.IntN(spreadMS)) * time.Millisecond):
+		finished := false
+		for !finished && countAll(t, c) < target {
+			select {
+			case err := <-exited:
+				t.Logf("run %d finished before its kill: %v", i, err)
+				finished = true
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
+		if finished {
+			continue
+		}
+		time.Sleep(time.Duration(r.IntN(30)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
 		kills++
 	}
 	return kills
+}
+
+// countAll is how many messages the account of c holds in all its folders.
+func countAll(t *testing.T, c *imapclient.Client) int {
+	t.Helper()
+	boxes, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range boxes {
+		if st, err := c.Status(b.Mailbox, &imapv2.StatusOptions{NumMessages: true}).Wait(); err == nil && st.NumMessages != nil {
+			n += int(*st.NumMessages)
+		}
+	}
+	return n
 }
 
 // startProcess starts mailmove as a real process (this test binary, which

@@ -239,7 +239,7 @@ func TestMboxSIGKILL(t *testing.T) {
 		t.Skip("long")
 	}
 	p, _, filed := newProfile(t, 1200, 41)
-	kills := p.killLoop(t, 5, 1200)
+	kills := p.killLoop(t, 5, len(filed)/6)
 	sum, out, err := p.runMain(t, p.args()...)
 	if err != nil || sum.Failed != 0 {
 		t.Fatalf("final run: %+v %v\n%s", sum, err, out)
