@@ -274,7 +274,7 @@ type Main struct {
 	quarantine     string // "list" or "retry": the quarantine subcommands
 	command        string // status, verify or undo
 	debugWire      bool
-	untilEvent     chan struct{}    // closed by a test: --until's time has come
+	untilEvent     chan struct{} // closed by a test: --until's time has come
 	rate           string
 	until          string
 	maxConns       int

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	imapv2 "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -52,14 +51,7 @@ func TestOAuth(t *testing.T) {
 			cfg := filepath.Join(dir, "config.toml")
 			os.WriteFile(cfg, []byte(fmt.Sprintf("[endpoints.gmail]\ntype = \"imap\"\nhost = %q\nport = %s\nuser = \"jean@oauth.example\"\nauth = %q\ntoken_command = %q\n",
 				host, port, mech, script)), 0o600)
-			go func() {
-				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-					if o.Appends() >= 40 {
-						o.Expire("token-1")
-						return
-					}
-				}
-			}()
+			o.ExpireAfter("token-1", 40) // mid-run, on the 40th append
 			t.Setenv("MAILMOVE_FROM_PASSWORD", p.src.Password)
 			var out bytes.Buffer
 			m := &Main{Stdout: &out, Stderr: &out}

@@ -27,6 +27,9 @@ type OAuth struct {
 	Logins  map[string]int // successful sign-ins by mechanism
 	Tokens  []string       // every token presented, in order
 	appends int
+	// expireToken goes bad at the expireAt-th append.
+	expireToken string
+	expireAt    int
 }
 
 // Appends is how many messages were appended.
@@ -68,6 +71,14 @@ func (o *OAuth) Allow(token string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.valid[token] = true
+}
+
+// ExpireAfter makes token bad once n messages have been appended: mid-run
+// on an event, whatever the machine's speed.
+func (o *OAuth) ExpireAfter(token string, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.expireToken, o.expireAt = token, n
 }
 
 // Expire makes token bad from now on.
@@ -138,6 +149,9 @@ func (s *oauthSession) Append(mailbox string, r imapv2.LiteralReader, opts *imap
 	if err == nil {
 		s.o.mu.Lock()
 		s.o.appends++
+		if s.o.expireAt > 0 && s.o.appends == s.o.expireAt {
+			delete(s.o.valid, s.o.expireToken)
+		}
 		s.o.mu.Unlock()
 	}
 	return data, err
