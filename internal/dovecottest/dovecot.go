@@ -30,6 +30,10 @@ type Server struct {
 
 	IMAP, IMAPS, POP3, POP3S string // host:port
 
+	// OAuth is the token introspection endpoint of the oauth2 passdb: every
+	// user can also sign in with XOAUTH2 or OAUTHBEARER and a token it allows.
+	OAuth *Introspection
+
 	conf   string
 	bin    string
 	proc   *exec.Cmd
@@ -89,12 +93,22 @@ func Start() (*Server, error) {
 	if _, err := os.Stat("/usr/share/dovecot/dh.pem"); err == nil {
 		dh = "ssl_dh = </usr/share/dovecot/dh.pem"
 	}
+	if s.OAuth, err = startIntrospection(); err != nil {
+		return nil, err
+	}
+	oauthConf := fmt.Sprintf(oauthTemplate, s.OAuth.URL)
+	if err := os.WriteFile(filepath.Join(dir, "oauth2.conf.ext"), []byte(oauthConf), 0o644); err != nil {
+		s.OAuth.close()
+		return nil, err
+	}
 	conf := fmt.Sprintf(confTemplate, dir, dh, ports[0], ports[1], ports[2], ports[3])
 	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
+		s.OAuth.close()
 		return nil, err
 	}
 	s.bin = bin
 	if err := s.launch(); err != nil {
+		s.OAuth.close()
 		return nil, err
 	}
 	return s, nil
@@ -187,6 +201,7 @@ func (s *Server) Stop() {
 		<-s.exited
 		s.proc = nil
 	}
+	s.OAuth.close()
 	os.RemoveAll(s.Dir)
 }
 
@@ -378,7 +393,7 @@ ssl_key = <%[1]s/key.pem
 ssl_min_protocol = TLSv1.2
 %[2]s
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 first_valid_uid = 500
 mail_location = maildir:~/Maildir
 mail_fsync = never
@@ -391,7 +406,13 @@ pop3_uidl_format = %%08Xu%%08Xv
 mail_max_userip_connections = 50
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = %[1]s/passwd
+}
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = %[1]s/oauth2.conf.ext
 }
 userdb {
   driver = passwd-file
@@ -448,6 +469,16 @@ service anvil {
     mode = 0
   }
 }
+`
+
+// oauthTemplate configures the oauth2 passdb to ask the in-process
+// introspection endpoint about every token (RFC 7662, by POST).
+const oauthTemplate = `introspection_mode = post
+introspection_url = %s
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 `
 
 // Mailserver is s as a mailserver.Server, for the conformance suites.

@@ -2,6 +2,8 @@ package imap
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/emersion/go-sasl"
 )
@@ -26,13 +28,44 @@ func (x *xoauth2) Next(challenge []byte) ([]byte, error) {
 	return nil, fmt.Errorf("xoauth2: unexpected challenge")
 }
 
+// oauthBearer is OAUTHBEARER (RFC 7628). On failure the server sends its
+// JSON error report as a challenge; the client answers with a single ^A
+// (section 3.2.3) and the server's NO follows, so a refused token is a
+// refusal like a wrong password, never an error that looks transient.
+type oauthBearer struct {
+	user, token, host string
+	port              int
+	sent              bool
+}
+
+func (o *oauthBearer) Start() (string, []byte, error) {
+	o.sent = true
+	// The authzid of the GS2 header escapes '=' and ',' (RFC 5801).
+	authz := strings.NewReplacer("=", "=3D", ",", "=2C").Replace(o.user)
+	msg := "n,a=" + authz + ",\x01"
+	if o.host != "" {
+		msg += "host=" + o.host + "\x01"
+	}
+	if o.port != 0 {
+		msg += "port=" + strconv.Itoa(o.port) + "\x01"
+	}
+	return "OAUTHBEARER", []byte(msg + "auth=Bearer " + o.token + "\x01\x01"), nil
+}
+
+func (o *oauthBearer) Next(challenge []byte) ([]byte, error) {
+	if o.sent {
+		return []byte{0x01}, nil // acknowledge the error report; the NO follows
+	}
+	return nil, fmt.Errorf("oauthbearer: unexpected challenge")
+}
+
 // saslClient returns the SASL client for a bearer-token mechanism.
 func saslClient(mech, user, token, host string, port int) (sasl.Client, error) {
 	switch mech {
 	case "xoauth2":
 		return &xoauth2{user: user, token: token}, nil
 	case "oauthbearer":
-		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: user, Token: token, Host: host, Port: port}), nil
+		return &oauthBearer{user: user, token: token, host: host, port: port}, nil
 	}
 	return nil, fmt.Errorf("unknown authentication mechanism %q", mech)
 }

@@ -253,38 +253,49 @@ func (c *pipeConn) capability() error {
 }
 
 func (c *pipeConn) login() error {
-	var client sasl.Client
-	var secret string
-	switch {
-	case c.cfg.Mechanism != "":
-		token, err := c.cfg.Token()
-		if err != nil {
-			return &migrate.Fatal{Err: fmt.Errorf("get an access token for %s: %w", c.cfg.User, err)}
-		}
-		secret = token
-		host, port := c.cfg.Addr, 0
-		if h, p, err := net.SplitHostPort(c.cfg.Addr); err == nil {
-			host, port = h, atoi(p)
-		}
-		if client, err = saslClient(c.cfg.Mechanism, c.cfg.User, token, host, port); err != nil {
-			return &migrate.Fatal{Err: err}
-		}
-	default:
-		pass, err := c.cfg.Password()
-		if err != nil {
-			return &migrate.Fatal{Err: err}
-		}
-		if !c.caps["AUTH=PLAIN"] {
-			if c.caps["LOGINDISABLED"] {
-				return &migrate.Fatal{Err: fmt.Errorf("%s refuses LOGIN on this connection (LOGINDISABLED)", c.cfg.Addr)}
-			}
-			_, err := c.command("LOGIN", "LOGIN "+quote(c.cfg.User)+" "+quote(pass))
-			return c.loginErr(err, pass)
-		}
-		client = sasl.NewPlainClient("", c.cfg.User, pass)
-		secret = pass
+	if c.cfg.Mechanism != "" {
+		return c.tokenLogin()
 	}
-	return c.loginErr(c.authenticate(client), secret)
+	pass, err := c.cfg.Password()
+	if err != nil {
+		return &migrate.Fatal{Err: err}
+	}
+	if !c.caps["AUTH=PLAIN"] {
+		if c.caps["LOGINDISABLED"] {
+			return &migrate.Fatal{Err: fmt.Errorf("%s refuses LOGIN on this connection (LOGINDISABLED)", c.cfg.Addr)}
+		}
+		_, err := c.command("LOGIN", "LOGIN "+quote(c.cfg.User)+" "+quote(pass))
+		return c.loginErr(err, pass)
+	}
+	return c.loginErr(c.authenticate(sasl.NewPlainClient("", c.cfg.User, pass)), pass)
+}
+
+// tokenLogin signs in with an OAuth 2.0 access token. A refused token is
+// asked for once more, as the other logins do: a helper that cached a
+// token which has just expired prints a fresh one the second time.
+func (c *pipeConn) tokenLogin() error {
+	host, port := c.cfg.Addr, 0
+	if h, p, err := net.SplitHostPort(c.cfg.Addr); err == nil {
+		host, port = h, atoi(p)
+	}
+	var err error
+	for try := 0; try < 2; try++ {
+		token, terr := c.cfg.Token()
+		if terr != nil {
+			return &migrate.Fatal{Err: fmt.Errorf("get an access token for %s: %w", c.cfg.User, terr)}
+		}
+		client, cerr := saslClient(c.cfg.Mechanism, c.cfg.User, token, host, port)
+		if cerr != nil {
+			return &migrate.Fatal{Err: cerr}
+		}
+		err = c.authenticate(client)
+		var no *replyError
+		if err == nil || !errors.As(err, &no) {
+			return err
+		}
+		err = c.loginErr(err, token)
+	}
+	return err
 }
 
 // loginErr turns a tagged refusal of a login into a migrate.AuthError,
