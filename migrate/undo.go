@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -102,21 +103,42 @@ func Undo(ctx context.Context, dst Destination, cp Checkpoint, plan UndoPlan) (i
 	sort.Strings(folders)
 	removed := 0
 	var refused []UndoRefusal
+	var errs []error // one folder that fails does not stop the others
 	for _, f := range folders {
+		// A folder deleted and created again (another UIDVALIDITY) numbers
+		// its messages afresh: the recorded UIDs may now be the user's.
+		info, err := dst.Mailbox(ctx, f, false)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("undo in %s: %w", f, err))
+			continue
+		}
+		var kept []Record
+		for _, r := range plan.Folders[f] {
+			if r.UIDValidity != 0 && info.UIDValidity != 0 && r.UIDValidity != info.UIDValidity {
+				refused = append(refused, UndoRefusal{ID: r.ID, Folder: f, UID: r.UID,
+					Reason: fmt.Sprintf("the folder was recreated since (UIDVALIDITY %d, recorded %d): its UIDs are not the ones mailmove was given", info.UIDValidity, r.UIDValidity)})
+				continue
+			}
+			kept = append(kept, r)
+		}
+		if len(kept) == 0 {
+			continue
+		}
 		held := map[uint32]Existing{}
 		if err := dst.Scan(ctx, f, 0, func(x Existing) error {
 			x.Header = append([]byte(nil), x.Header...)
 			held[x.UID] = x
 			return nil
 		}); err != nil {
-			return removed, refused, fmt.Errorf("undo in %s: %w", f, err)
+			errs = append(errs, fmt.Errorf("undo in %s: %w", f, err))
+			continue
 		}
 		claims := map[uint32]int{}
-		for _, r := range plan.Folders[f] {
+		for _, r := range kept {
 			claims[r.UID]++
 		}
 		byValidity := map[uint32][]Record{}
-		for _, r := range plan.Folders[f] {
+		for _, r := range kept {
 			why := ""
 			x, there := held[r.UID]
 			switch {
@@ -141,7 +163,8 @@ func Undo(ctx context.Context, dst Destination, cp Checkpoint, plan UndoPlan) (i
 				uids[i] = r.UID
 			}
 			if err := dst.Remove(ctx, f, v, uids); err != nil {
-				return removed, refused, fmt.Errorf("undo in %s: %w", f, err)
+				errs = append(errs, fmt.Errorf("undo in %s: %w", f, err))
+				continue
 			}
 			for _, r := range recs {
 				r.State, r.UID, r.Reason = Undone, 0, "removed by mailmove undo of run "+plan.Run
@@ -152,5 +175,5 @@ func Undo(ctx context.Context, dst Destination, cp Checkpoint, plan UndoPlan) (i
 			}
 		}
 	}
-	return removed, refused, nil
+	return removed, refused, errors.Join(errs...)
 }

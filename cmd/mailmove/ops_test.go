@@ -142,3 +142,51 @@ func TestUndo(t *testing.T) {
 	}
 	checkExactlyOnce(t, append(first, more...), p.fetchAll(t, p.dst, "INBOX"))
 }
+
+// TestUndoRecreatedFolder: after a run, the user deletes a folder at the
+// destination and creates it again with the same messages (a restore from
+// a backup, another tool's copy): the new folder numbers them afresh, so the
+// recorded UIDs now name the user's own messages, same sizes and
+// Message-IDs. undo leaves that folder alone, says why, exits 3, and still
+// removes what it copied to the other folders.
+func TestUndoRecreatedFolder(t *testing.T) {
+	p, _, filed := newProfile(t, 60, 131)
+	sum, out, err := p.runMain(t, p.args()...)
+	if err != nil || sum.Copied == 0 {
+		t.Fatalf("%+v %v\n%s", sum, err, out)
+	}
+	const folder = "Work"
+	kept := p.fetchAll(t, p.dst, folder)
+	if len(kept) == 0 {
+		t.Fatalf("the profile put nothing in %s: the test would prove nothing", folder)
+	}
+	c := p.login(t, p.dst)
+	if err := c.Delete(folder).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	bodies := make([][]byte, len(kept))
+	for i, s := range kept {
+		bodies[i] = s.body
+	}
+	p.appendRaw(t, folder, bodies) // creates it again, UIDs from 1
+	code, out := p.sub(t, "undo", "--run", sum.Run, "--yes")
+	if code != exitIncomplete || !strings.Contains(out, "recreated since") {
+		t.Fatalf("undo: exit %d\n%s", code, out)
+	}
+	if got := p.fetchAll(t, p.dst, folder); len(got) != len(kept) {
+		t.Fatalf("%s holds %d of the user's %d messages after undo\n%s", folder, len(got), len(kept), out)
+	}
+	inbox := 0
+	for _, f := range filed {
+		if dest, _ := expect(f, defaultDest); dest == "INBOX" {
+			inbox++
+		}
+	}
+	if inbox == 0 || !strings.Contains(out, fmt.Sprintf("removed %d message(s)", sum.Copied-len(kept))) {
+		t.Fatalf("undo did not remove the other folders' %d copies (%d in INBOX)\n%s", sum.Copied-len(kept), inbox, out)
+	}
+	if n := p.count(t, p.dst, "INBOX"); n != 0 {
+		t.Fatalf("INBOX still holds %d copies after undo\n%s", n, out)
+	}
+}
