@@ -169,7 +169,7 @@ func exitCode(w io.Writer, sum migrate.Summary, err error) int {
 		fmt.Fprintf(w, "mailmove: %d message(s) recorded as copied are no longer at the destination (deleted there?): listed above; --recopy-missing copies them again\n", sum.Missing)
 		return exitIncomplete
 	case err == nil && sum.Failed > 0:
-		fmt.Fprintf(w, "mailmove: %d message(s) could not be copied: see the report and the list above\n", sum.Failed)
+		fmt.Fprintf(w, "mailmove: %d message(s) could not be copied: see the list above (each is kept in the quarantine; once the cause is fixed, `mailmove quarantine retry` with the same --from and --to copies them)\n", sum.Failed)
 		return exitIncomplete
 	case err == nil:
 		return exitOK

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailmove/mailmove/internal/mailcheck"
+	"github.com/mailmove/mailmove/internal/mailgen"
 	"github.com/mailmove/mailmove/migrate"
 	"github.com/mailmove/mailmove/store"
 )
@@ -208,5 +210,61 @@ func TestQuarantineCommands(t *testing.T) {
 	}
 	if _, out, _ = run("list"); !strings.Contains(out, "is empty") {
 		t.Fatalf("quarantine not emptied:\n%s", out)
+	}
+}
+
+// TestQuarantineAfterRefusal: a real Dovecot whose admin set a largest
+// message size (quota_max_mail_size) refuses one message with NO [LIMIT].
+// The run copies all the others, keeps that one in the quarantine with
+// Dovecot's words, and says so (exit 3); once the admin has raised the
+// limit, `quarantine retry` copies it, byte for byte, and empties the
+// quarantine.
+func TestQuarantineAfterRefusal(t *testing.T) {
+	msgs := mailgen.Mailbox(mailgen.Options{Seed: 132, Count: 30, MaxAttach: 8 << 10})
+	big := []byte("From: a@example.org\r\nTo: b@example.org\r\nSubject: the big one\r\nMessage-ID: <big@example.org>\r\n" +
+		"Date: Mon, 3 Mar 2025 10:00:00 +0100\r\n\r\n" + strings.Repeat("0123456789 une ligne assez longue du corps\r\n", 6000))
+	all := append(slices.Clone(msgs[:15]), append([][]byte{big}, msgs[15:]...)...)
+	p := newPair(t, all)
+	if err := p.srv.SetFields(p.dst, "userdb_quota_max_mail_size=100k"); err != nil {
+		t.Fatal(err)
+	}
+	sum, out, err := p.runMain(t, p.args()...)
+	var buf bytes.Buffer
+	code := exitCode(&buf, sum, err)
+	if code != exitIncomplete || sum.Copied != len(msgs) || sum.Failed != 1 {
+		t.Fatalf("exit %d, %+v %v\n%s%s", code, sum, err, out, buf.String())
+	}
+	if !strings.Contains(out+buf.String(), "larger than the maximum size") || !strings.Contains(out+buf.String(), "quarantine") {
+		t.Fatalf("the run does not say what was refused and where it is kept:\n%s%s", out, buf.String())
+	}
+	t.Logf("%s%s", out, buf.String())
+	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
+	run := func(sub string) (migrate.Summary, string, error) {
+		t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
+		t.Setenv("MAILMOVE_FROM_PASSWORD", "")
+		var out strings.Builder
+		m := &Main{Stdout: &out, Stderr: &out, quarantine: sub}
+		if err := m.ParseFlags(p.args()); err != nil {
+			t.Fatal(err)
+		}
+		sum, err := m.Run(t.Context())
+		return sum, out.String(), err
+	}
+	if _, out, err := run("list"); err != nil || !strings.Contains(out, "1 message(s) in") || !strings.Contains(out, "larger than the maximum size") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if err := p.srv.SetFields(p.dst, ""); err != nil {
+		t.Fatal(err)
+	}
+	if sum, out, err := run("retry"); err != nil || sum.Copied != 1 {
+		t.Fatalf("retry: %+v %v\n%s", sum, err, out)
+	}
+	checkExactlyOnce(t, all, p.fetchAll(t, p.dst, "INBOX"))
+	if _, out, _ := run("list"); !strings.Contains(out, "is empty") {
+		t.Fatalf("quarantine not emptied:\n%s", out)
+	}
+	// And the next run has nothing left to do.
+	if sum, out, err := p.runMain(t, p.args()...); err != nil || sum.Copied != 0 {
+		t.Fatalf("next run: %+v %v\n%s", sum, err, out)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -41,6 +42,7 @@ type Server struct {
 	mu     sync.Mutex
 	nUsers int
 	seeded int
+	fields map[string]string // user: extra passwd-file fields
 }
 
 // User is a mail account in the running Dovecot.
@@ -233,37 +235,102 @@ func (s *Server) Log() string {
 const poolSize = 200
 
 func (s *Server) makeUsers() error {
-	f, err := os.OpenFile(filepath.Join(s.Dir, "passwd"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	for i := 1; i <= poolSize; i++ {
-		u := s.user(i)
-		for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
-			p := filepath.Join(u.Home, d)
-			if err := os.MkdirAll(p, 0o700); err != nil {
-				return err
-			}
-			os.Chown(p, uid, uid)
-		}
-		if _, err := fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s\n", u.Name, u.Password, uid, uid, u.Home); err != nil {
+		if err := makeHome(s.user(i).Home); err != nil {
 			return err
 		}
 	}
 	for i := range quotaUsers {
-		q := s.QuotaUser(i)
-		for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
-			if err := os.MkdirAll(filepath.Join(q.Home, d), 0o700); err != nil {
-				return err
-			}
-			os.Chown(filepath.Join(q.Home, d), uid, uid)
-		}
-		if _, err = fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s::userdb_quota_rule=*:storage=%dK\n", q.Name, q.Password, uid, uid, q.Home, quotaKB); err != nil {
+		if err := makeHome(s.QuotaUser(i).Home); err != nil {
 			return err
 		}
 	}
+	return s.writePasswd()
+}
+
+func makeHome(home string) error {
+	for _, d := range []string{"", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
+		p := filepath.Join(home, d)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return err
+		}
+		os.Chown(p, uid, uid)
+	}
 	return nil
+}
+
+// writePasswd writes the passwd-file of every user, with the extra fields
+// SetFields gave them; Dovecot reads it again when it changes.
+func (s *Server) writePasswd() error {
+	var b strings.Builder
+	for i := 1; i <= poolSize; i++ {
+		u := s.user(i)
+		fmt.Fprintf(&b, "%s:{PLAIN}%s:%d:%d::%s::%s\n", u.Name, u.Password, uid, uid, u.Home, s.fields[u.Name])
+	}
+	for i := range quotaUsers {
+		q := s.QuotaUser(i)
+		fmt.Fprintf(&b, "%s:{PLAIN}%s:%d:%d::%s::userdb_quota_rule=*:storage=%dK\n", q.Name, q.Password, uid, uid, q.Home, quotaKB)
+	}
+	tmp := filepath.Join(s.Dir, "passwd.tmp")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(s.Dir, "passwd"))
+}
+
+// SetFields gives user u these extra passwd-file fields (space-separated,
+// e.g. "userdb_quota_max_mail_size=100k"; "" for none) and waits until
+// Dovecot's userdb answers with them, as an admin's change of a user's
+// settings on a running server.
+func (s *Server) SetFields(u User, fields string) error {
+	s.mu.Lock()
+	if s.fields == nil {
+		s.fields = map[string]string{}
+	}
+	old := s.fields[u.Name]
+	s.fields[u.Name] = fields
+	err := s.writePasswd()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// doveadm user prints the userdb's fields as "key : value" lines.
+	want, gone := map[string]string{}, []string{}
+	for _, f := range strings.Fields(fields) {
+		k, v, _ := strings.Cut(strings.TrimPrefix(f, "userdb_"), "=")
+		want[k] = v
+	}
+	for _, f := range strings.Fields(old) {
+		k, _, _ := strings.Cut(strings.TrimPrefix(f, "userdb_"), "=")
+		if _, kept := want[k]; !kept {
+			gone = append(gone, k)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := s.Doveadm("user", "-u", u.Name).CombinedOutput()
+		has := map[string]string{}
+		for _, l := range strings.Split(string(out), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok {
+				has[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+		ok := true
+		for k, v := range want {
+			ok = ok && has[k] == v
+		}
+		for _, k := range gone {
+			_, there := has[k]
+			ok = ok && !there
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dovecot's userdb still says, for %s: %s", u.Name, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (s *Server) user(i int) User {

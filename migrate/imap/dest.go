@@ -788,12 +788,27 @@ func classify(folder string, err error) error {
 		return &migrate.Fatal{Err: fmt.Errorf("%w: %w", migrate.ErrFull, err)}
 	case imapv2.ResponseCodeNoPerm:
 		return &migrate.Fatal{Err: err}
-	case imapv2.ResponseCodeUnavailable, imapv2.ResponseCodeInUse, imapv2.ResponseCodeLimit,
+	case imapv2.ResponseCodeUnavailable, imapv2.ResponseCodeInUse,
 		imapv2.ResponseCodeServerBug, imapv2.ResponseCodeTryCreate:
 		return err
 	}
-	if strings.Contains(strings.ToLower(ierr.Text), "throttl") {
+	if passing(ierr.Text) {
 		return err
 	}
 	return &migrate.Permanent{Err: err, Uncoded: ierr.Code == ""}
+}
+
+// passing says whether the words of an APPEND's refusal say it will pass:
+// a rate limit or throttling, not this message. A [LIMIT] (RFC 5530) is
+// otherwise about the message (Dovecot's quota_max_mail_size: "Mail size is
+// larger than the maximum size allowed"): trying it again cannot help, and
+// the others must go on.
+func passing(text string) bool {
+	t := strings.ToLower(text)
+	for _, w := range []string{"throttl", "rate limit", "too many", "try again", "later", "temporar"} {
+		if strings.Contains(t, w) {
+			return true
+		}
+	}
+	return false
 }

@@ -693,10 +693,10 @@ func appendErr(folder string, err error) error {
 		return &migrate.Fatal{Err: fmt.Errorf("%w: %w", migrate.ErrFull, err)}
 	case "NOPERM":
 		return &migrate.Fatal{Err: err}
-	case "UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG", "TRYCREATE":
+	case "UNAVAILABLE", "INUSE", "SERVERBUG", "TRYCREATE":
 		return err
 	}
-	if strings.Contains(strings.ToLower(no.text), "throttl") {
+	if passing(no.text) {
 		return err
 	}
 	return &migrate.Permanent{Err: err, Uncoded: no.code == ""}
