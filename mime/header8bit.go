@@ -390,6 +390,10 @@ func encodeParams(v string) (string, string) {
 		}
 		val = unquote(val)
 		switch star := strings.IndexByte(name, '*'); {
+		case strings.EqualFold(name, "boundary"):
+			// Its octets as they are, not read as Latin-1: they are
+			// matched against the body's delimiter lines.
+			out = append(out, name+"*=utf-8''"+percent(val, false))
 		case strings.HasSuffix(name, "*"):
 			// Already extended (charset'language'value): only its raw
 			// 8-bit octets are percent-encoded.

@@ -22,6 +22,15 @@ func contentType(h Header) (string, map[string]string) {
 		return "text/plain", nil
 	}
 	t, params, err := stdmime.ParseMediaType(v)
+	if err != nil && has8bit([]byte(v)) {
+		// A list that does not parse only for its 8-bit bytes (an unquoted
+		// name=Übersicht.pdf) is read as the header-8bit repair writes it,
+		// which parses: the structure is the same before and after that
+		// repair, for the repairs decided before it and for RepairTo,
+		// which plans the parts before the header is encoded.
+		enc, _ := encodeParams(strings.Trim(v, " \t"))
+		t, params, err = stdmime.ParseMediaType(enc)
+	}
 	if err != nil {
 		// A broken parameter list still names the type.
 		t, _, _ = strings.Cut(v, ";")
