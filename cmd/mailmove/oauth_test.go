@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailmove/mailmove/internal/childserver"
 	"github.com/mailmove/mailmove/internal/mailgen"
 	"github.com/mailmove/mailmove/internal/memimap"
 	"github.com/mailmove/mailmove/internal/testcert"
@@ -76,25 +76,6 @@ func TestOAuth(t *testing.T) {
 			checkExactlyOnce(t, msgs, readOAuth(t, o.Addr, certs.CAPEM, "token-5"))
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer a running mailmove writes to while a test
-// may read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // readOAuth reads back every message of INBOX, signing in with a token.
@@ -163,7 +144,7 @@ func TestOAuthDovecot(t *testing.T) {
 				"[endpoints.pop]\nurl = %q\nauth = %q\ntoken_command = %q\n\n"+
 					"[endpoints.imap]\nurl = %q\nauth = %q\ntoken_command = %q\n",
 				"pop3s://"+p.src.Name+"@"+p.srv.POP3S, mech, src, "imaps://"+p.dst.Name+"@"+p.srv.IMAPS, mech, dst)), 0o600)
-			var out lockedBuffer
+			var out childserver.Transcript // safe to read while the run writes
 			m := &Main{Stdout: &out, Stderr: &out}
 			if err := m.ParseFlags([]string{"--from", "pop", "--to", "imap", "--config", cfg, "--ca-file", p.srv.CAFile,
 				"--state", p.state, "--quiet", "--debug-wire", "--rate", "60"}); err != nil {

@@ -185,17 +185,7 @@ func TestQuarantineCommands(t *testing.T) {
 	if _, err := (migrate.DirKeeper{Dir: quarantineDir(p.state)}).Keep(rec, migrate.BodyFromBytes(msg)); err != nil {
 		t.Fatal(err)
 	}
-	run := func(sub string) (migrate.Summary, string, error) {
-		t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
-		t.Setenv("MAILMOVE_FROM_PASSWORD", "")
-		var out strings.Builder
-		m := &Main{Stdout: &out, Stderr: &out, quarantine: sub}
-		if err := m.ParseFlags(p.args()); err != nil {
-			t.Fatal(err)
-		}
-		sum, err := m.Run(t.Context())
-		return sum, out.String(), err
-	}
+	run := func(sub string) (migrate.Summary, string, error) { return p.quarantine(t, sub) }
 	_, out, err := run("list")
 	if err != nil || !strings.Contains(out, "1 message(s) in") || !strings.Contains(out, "OVERQUOTA") || !strings.Contains(out, "folder: Restored") {
 		t.Fatalf("list: %v\n%s", err, out)
@@ -239,17 +229,7 @@ func TestQuarantineAfterRefusal(t *testing.T) {
 	}
 	t.Logf("%s%s", out, buf.String())
 	checkExactlyOnce(t, msgs, p.fetchAll(t, p.dst, "INBOX"))
-	run := func(sub string) (migrate.Summary, string, error) {
-		t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
-		t.Setenv("MAILMOVE_FROM_PASSWORD", "")
-		var out strings.Builder
-		m := &Main{Stdout: &out, Stderr: &out, quarantine: sub}
-		if err := m.ParseFlags(p.args()); err != nil {
-			t.Fatal(err)
-		}
-		sum, err := m.Run(t.Context())
-		return sum, out.String(), err
-	}
+	run := func(sub string) (migrate.Summary, string, error) { return p.quarantine(t, sub) }
 	if _, out, err := run("list"); err != nil || !strings.Contains(out, "1 message(s) in") || !strings.Contains(out, "larger than the maximum size") {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
@@ -267,4 +247,18 @@ func TestQuarantineAfterRefusal(t *testing.T) {
 	if sum, out, err := p.runMain(t, p.args()...); err != nil || sum.Copied != 0 {
 		t.Fatalf("next run: %+v %v\n%s", sum, err, out)
 	}
+}
+
+// quarantine runs `mailmove quarantine SUB` (list or retry) on p's state.
+func (p *pair) quarantine(t *testing.T, sub string) (migrate.Summary, string, error) {
+	t.Helper()
+	t.Setenv("MAILMOVE_TO_PASSWORD", p.dst.Password)
+	t.Setenv("MAILMOVE_FROM_PASSWORD", "")
+	var out strings.Builder
+	m := &Main{Stdout: &out, Stderr: &out, quarantine: sub}
+	if err := m.ParseFlags(p.args()); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := m.Run(t.Context())
+	return sum, out.String(), err
 }

@@ -130,6 +130,13 @@ func (t *Transcript) Write(p []byte) (int, error) {
 	return t.buf.Write(p)
 }
 
+// String returns the whole transcript so far.
+func (t *Transcript) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf.String()
+}
+
 // Lines returns the lines that begin with prefix (e.g. "* LIST "), without
 // their CRLF.
 func (t *Transcript) Lines(prefix string) []string {

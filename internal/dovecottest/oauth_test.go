@@ -8,22 +8,13 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
-
-	"github.com/mailmove/mailmove/internal/mailserver"
 )
 
 // TestOAuthPassdb: Dovecot takes a token the introspection endpoint allows,
 // by both mechanisms, refuses one it revoked or gave to another user, and
 // asks the endpoint each time (no cache hides a revocation).
 func TestOAuthPassdb(t *testing.T) {
-	s, err := Start()
-	if err != nil {
-		if mailserver.Required("dovecot") {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	defer s.Stop()
+	s := startOwn(t)
 	u, _ := s.AddUser()
 	other, _ := s.AddUser()
 	s.OAuth.Allow("good", u.Name)

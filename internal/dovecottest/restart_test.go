@@ -16,14 +16,7 @@ import (
 // TestRestart: Restart brings Dovecot back on the same ports, with the mail
 // it held: a message seeded before is fetched after, byte for byte.
 func TestRestart(t *testing.T) {
-	s, err := Start()
-	if err != nil {
-		if mailserver.Required("dovecot") {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	defer s.Stop()
+	s := startOwn(t)
 	u, err := s.AddUser()
 	if err != nil {
 		t.Fatal(err)
@@ -61,4 +54,19 @@ func TestRestart(t *testing.T) {
 	if err != nil || len(got) != 1 || !bytes.Equal(got[0].FindBodySection(sec), msg) {
 		t.Fatalf("after restart INBOX gives %d message(s) (%v), want the seeded one", len(got), err)
 	}
+}
+
+// startOwn starts a Dovecot of the test's own, stopped when it ends; it
+// skips the test without one, except under CI=true, where it fails.
+func startOwn(t *testing.T) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		if mailserver.Required("dovecot") {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }

@@ -265,10 +265,7 @@ func (d *Destination) login(ctx context.Context, c *imapclient.Client, conn *wat
 		}
 		return err
 	}
-	host, port := d.cfg.Addr, 0
-	if h, p, err := net.SplitHostPort(d.cfg.Addr); err == nil {
-		host, port = h, atoi(p)
-	}
+	host, port := hostPort(d.cfg.Addr)
 	var err error
 	for try := 0; try < 2; try++ {
 		token, terr := d.cfg.Token()

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -57,6 +58,15 @@ func (o *oauthBearer) Next(challenge []byte) ([]byte, error) {
 		return []byte{0x01}, nil // acknowledge the error report; the NO follows
 	}
 	return nil, fmt.Errorf("oauthbearer: unexpected challenge")
+}
+
+// hostPort splits addr for OAUTHBEARER's host and port fields (the whole
+// of addr and 0 when it has no port).
+func hostPort(addr string) (string, int) {
+	if h, p, err := net.SplitHostPort(addr); err == nil {
+		return h, atoi(p)
+	}
+	return addr, 0
 }
 
 // saslClient returns the SASL client for a bearer-token mechanism.

@@ -274,10 +274,7 @@ func (c *pipeConn) login() error {
 // asked for once more, as the other logins do: a helper that cached a
 // token which has just expired prints a fresh one the second time.
 func (c *pipeConn) tokenLogin() error {
-	host, port := c.cfg.Addr, 0
-	if h, p, err := net.SplitHostPort(c.cfg.Addr); err == nil {
-		host, port = h, atoi(p)
-	}
+	host, port := hostPort(c.cfg.Addr)
 	var err error
 	for try := 0; try < 2; try++ {
 		token, terr := c.cfg.Token()
